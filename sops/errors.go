@@ -13,7 +13,7 @@ var (
 	// that does not decrypt, a truncated file). Never apply such a file.
 	ErrIntegrity = errors.New("file was changed outside sops")
 	// ErrNotEncrypted: the input has no sops metadata.
-	ErrNotEncrypted = errors.New("not a sops-encrypted file")
+	ErrNotEncrypted = errors.New("no sops metadata: not encrypted, or truncated")
 	// ErrMalformed: the input is not a single YAML document of the expected shape.
 	ErrMalformed = errors.New("malformed document")
 	// ErrUnsupportedVersion: the sops version field is missing or not 3.x.
