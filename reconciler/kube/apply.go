@@ -1,0 +1,405 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+)
+
+// Desired is one Secret certops wants in one namespace of one cluster.
+type Desired struct {
+	Namespace, Name string
+	// Type defaults to kubernetes.io/tls.
+	Type corev1.SecretType
+	Data map[string][]byte
+	// Labels and Annotations are the certificate's secretTemplate plus the
+	// annotations certops derives from it (see SecretAnnotations). certops'
+	// own labels and content hash are added by Apply.
+	Labels, Annotations map[string]string
+	// CertName is the certificate's name, the value of certops.dev/certificate.
+	CertName string
+	// TakeOver lets Apply manage a Secret of that name that another manager
+	// owns, forcing server-side apply conflicts.
+	TakeOver bool
+}
+
+// Key names a Secret in a cluster.
+type Key struct{ Namespace, Name string }
+
+func (k Key) String() string { return k.Namespace + "/" + k.Name }
+
+// Key returns the Secret's namespace and name.
+func (d Desired) Key() Key { return Key{d.Namespace, d.Name} }
+
+// Outcome is what Apply did with one Desired.
+type Outcome string
+
+const (
+	Created   Outcome = "created"
+	Updated   Outcome = "updated"
+	Unchanged Outcome = "unchanged"
+	// Skipped: left alone because someone else manages it (Err is a
+	// *ConflictError).
+	Skipped Outcome = "skipped"
+	Failed  Outcome = "failed"
+)
+
+// Result is the outcome of one Desired.
+type Result struct {
+	Key     Key
+	Outcome Outcome
+	// Hash is the content hash of what certops wants there.
+	Hash string
+	Err  error
+}
+
+// Report is what one Apply or Prune did in one cluster.
+type Report struct {
+	Cluster string
+	Results []Result
+	// Writes counts the write requests made (applies and deletes).
+	Writes int
+}
+
+// Count returns how many results have outcome o.
+func (r Report) Count(o Outcome) int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// Apply makes every Desired Secret exist as described, in parallel with
+// the cluster's Workers. It lists certops' Secrets once per namespace and
+// writes only those whose content differs, so an unchanged pass makes no
+// write request. A Secret another manager owns is Skipped with a
+// *ConflictError unless its Desired says TakeOver.
+//
+// The error joins every failure (Failed results; conflicts are not
+// errors); each is a *ClusterError or wraps ErrNamespaceNotAllowed or
+// ErrInvalid. The Report is complete even when the error is not nil.
+func (c *Cluster) Apply(ctx context.Context, desired []Desired) (Report, error) {
+	rep := Report{Cluster: c.name, Results: make([]Result, len(desired))}
+	byNS := map[string][]int{}
+	seen := map[Key]int{}
+	for i, d := range desired {
+		rep.Results[i] = Result{Key: d.Key()}
+		if err := c.validate(d); err != nil {
+			rep.Results[i].Outcome, rep.Results[i].Err = Failed, err
+			continue
+		}
+		if j, dup := seen[d.Key()]; dup {
+			rep.Results[i].Outcome = Failed
+			rep.Results[i].Err = fmt.Errorf("kube: cluster %s: secret %s wanted twice (entries %d and %d): %w", c.name, d.Key(), j, i, ErrInvalid)
+			continue
+		}
+		seen[d.Key()] = i
+		byNS[d.Namespace] = append(byNS[d.Namespace], i)
+	}
+
+	var writes sync.Mutex
+	type job struct {
+		i        int
+		existing *corev1.Secret // from the list; nil when not listed
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range c.cfg.Workers {
+		wg.Go(func() {
+			for j := range jobs {
+				res, wrote := c.applyOne(ctx, desired[j.i], j.existing)
+				rep.Results[j.i] = res
+				if wrote {
+					writes.Lock()
+					rep.Writes++
+					writes.Unlock()
+				}
+			}
+		})
+	}
+	for _, ns := range slices.Sorted(maps.Keys(byNS)) {
+		idx := byNS[ns]
+		list, err := c.client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector()})
+		if err != nil {
+			cerr := &ClusterError{Cluster: c.name, Op: "list secrets", Namespace: ns, Err: err}
+			for _, i := range idx {
+				rep.Results[i].Outcome, rep.Results[i].Err = Failed, cerr
+			}
+			continue
+		}
+		listed := make(map[string]*corev1.Secret, len(list.Items))
+		for k := range list.Items {
+			listed[list.Items[k].Name] = &list.Items[k]
+		}
+		for _, i := range idx {
+			select {
+			case jobs <- job{i: i, existing: listed[desired[i].Name]}:
+			case <-ctx.Done():
+				rep.Results[i].Outcome, rep.Results[i].Err = Failed, ctx.Err()
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+
+	var errs []error
+	for _, r := range rep.Results {
+		if r.Outcome == Failed {
+			errs = append(errs, r.Err)
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+func (c *Cluster) validate(d Desired) error {
+	if !c.Allows(d.Namespace) {
+		return fmt.Errorf("kube: cluster %s: secret %s: %w", c.name, d.Key(), ErrNamespaceNotAllowed)
+	}
+	var problems []string
+	if msgs := validation.IsDNS1123Subdomain(d.Name); len(msgs) > 0 {
+		problems = append(problems, "name: "+strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsDNS1123Label(d.Namespace); len(msgs) > 0 {
+		problems = append(problems, "namespace: "+strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsValidLabelValue(d.CertName); d.CertName == "" || len(msgs) > 0 {
+		problems = append(problems, "certificate name must be a non-empty label value")
+	}
+	for k := range d.Labels {
+		if k == LabelManagedBy || k == LabelCertificate {
+			problems = append(problems, "label "+k+" is certops' own")
+		}
+	}
+	if _, ok := d.Annotations[AnnotationContentHash]; ok {
+		problems = append(problems, "annotation "+AnnotationContentHash+" is certops' own")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("kube: cluster %s: secret %s: %s: %w", c.name, d.Key(), strings.Join(problems, ", "), ErrInvalid)
+	}
+	return nil
+}
+
+func selector() string {
+	return labels.Set{LabelManagedBy: LabelManagedByValue}.String()
+}
+
+// applyOne decides and, when needed, writes one Secret. existing is the
+// Secret from certops' list, nil when no Secret of that name carries
+// certops' label.
+func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secret) (Result, bool) {
+	want := render(d)
+	res := Result{Key: d.Key(), Hash: want.hash}
+	fail := func(op string, err error) (Result, bool) {
+		res.Outcome, res.Err = Failed, &ClusterError{Cluster: c.name, Op: op, Namespace: d.Namespace, Name: d.Name, Err: err}
+		return res, false
+	}
+	if ctx.Err() != nil {
+		res.Outcome, res.Err = Failed, ctx.Err()
+		return res, false
+	}
+	secrets := c.client.CoreV1().Secrets(d.Namespace)
+	if existing == nil {
+		// Not labelled as ours: it may still exist under another manager.
+		s, err := secrets.Get(ctx, d.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fail("get secret", err)
+		default:
+			existing = s
+		}
+	}
+	outcome := Created
+	if existing != nil {
+		outcome = Updated
+		if conflict := foreign(existing); conflict != nil && !d.TakeOver {
+			res.Outcome, res.Err = Skipped, conflict
+			c.log.Warn("secret left alone", "namespace", d.Namespace, "secret", d.Name, "reason", conflict.Reason, "managers", conflict.Managers)
+			return res, false
+		}
+		if existing.Annotations[AnnotationContentHash] == want.hash && liveHash(existing, want) == want.hash {
+			res.Outcome = Unchanged
+			return res, false
+		}
+	}
+	_, err := secrets.Apply(ctx, want.ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: d.TakeOver})
+	if apierrors.IsConflict(err) {
+		res.Outcome = Skipped
+		res.Err = &ConflictError{Namespace: d.Namespace, Name: d.Name, Reason: "apply-conflict", Managers: conflictManagers(err)}
+		c.log.Warn("secret left alone", "namespace", d.Namespace, "secret", d.Name, "reason", "apply-conflict")
+		return res, true
+	}
+	if err != nil {
+		r, _ := fail("apply secret", err)
+		return r, true
+	}
+	res.Outcome = outcome
+	c.log.Info("secret applied", "namespace", d.Namespace, "secret", d.Name, "cert", d.CertName, "outcome", string(outcome))
+	return res, true
+}
+
+// rendered is what certops sets on a Secret.
+type rendered struct {
+	typ         corev1.SecretType
+	data        map[string][]byte
+	labels      map[string]string
+	annotations map[string]string // without the content hash
+	hash        string
+	ac          *corev1ac.SecretApplyConfiguration
+}
+
+func render(d Desired) rendered {
+	r := rendered{typ: d.Type, data: d.Data}
+	if r.typ == "" {
+		r.typ = corev1.SecretTypeTLS
+	}
+	r.labels = maps.Clone(d.Labels)
+	if r.labels == nil {
+		r.labels = map[string]string{}
+	}
+	r.labels[LabelManagedBy] = LabelManagedByValue
+	r.labels[LabelCertificate] = d.CertName
+	r.annotations = maps.Clone(d.Annotations)
+	if r.annotations == nil {
+		r.annotations = map[string]string{}
+	}
+	r.hash = ContentHash(r.typ, r.data, r.labels, r.annotations)
+	ann := maps.Clone(r.annotations)
+	ann[AnnotationContentHash] = r.hash
+	r.ac = corev1ac.Secret(d.Name, d.Namespace).
+		WithType(r.typ).
+		WithLabels(r.labels).
+		WithAnnotations(ann).
+		WithData(r.data)
+	return r
+}
+
+// liveHash hashes what the live Secret holds in the fields certops sets, so
+// an edit by hand behind an unchanged hash annotation is still repaired.
+func liveHash(s *corev1.Secret, want rendered) string {
+	data := make(map[string][]byte, len(want.data))
+	for k := range want.data {
+		if v, ok := s.Data[k]; ok {
+			data[k] = v
+		}
+	}
+	pick := func(live, wanted map[string]string) map[string]string {
+		out := make(map[string]string, len(wanted))
+		for k := range wanted {
+			if v, ok := live[k]; ok {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	return ContentHash(s.Type, data, pick(s.Labels, want.labels), pick(s.Annotations, want.annotations))
+}
+
+// ContentHash is the value of the certops.dev/content-hash annotation:
+// SHA-256 over the type, data, labels and annotations certops sets, in a
+// length-prefixed canonical order, hex-encoded.
+func ContentHash(typ corev1.SecretType, data map[string][]byte, labels, annotations map[string]string) string {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		for i := range n {
+			n[i] = byte(uint64(len(b)) >> (56 - 8*i))
+		}
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte("certops.dev/content-hash/v1"))
+	field([]byte(typ))
+	for _, section := range []struct {
+		tag string
+		m   map[string][]byte
+	}{{"data", data}, {"labels", strBytes(labels)}, {"annotations", strBytes(annotations)}} {
+		field([]byte(section.tag))
+		for _, k := range slices.Sorted(maps.Keys(section.m)) {
+			field([]byte(k))
+			field(section.m[k])
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func strBytes(m map[string]string) map[string][]byte {
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+// foreign returns why an existing Secret is not certops' to write, or nil.
+func foreign(s *corev1.Secret) *ConflictError {
+	var others []string
+	dataOwners := false
+	for _, mf := range s.ManagedFields {
+		if mf.Manager == FieldManager {
+			continue
+		}
+		if !slices.Contains(others, mf.Manager) {
+			others = append(others, mf.Manager)
+		}
+		if mf.FieldsV1 != nil && ownsData(mf.FieldsV1.Raw) {
+			dataOwners = true
+		}
+	}
+	slices.Sort(others)
+	if s.Labels[LabelManagedBy] != LabelManagedByValue {
+		return &ConflictError{Namespace: s.Namespace, Name: s.Name, Reason: "unlabelled", Managers: others}
+	}
+	if dataOwners {
+		return &ConflictError{Namespace: s.Namespace, Name: s.Name, Reason: "managed-fields", Managers: others}
+	}
+	return nil
+}
+
+// ownsData reports whether a managedFields entry (FieldsV1 JSON) owns any
+// field under data or stringData.
+func ownsData(fieldsV1 []byte) bool {
+	var top map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(fieldsV1, &top); err != nil {
+		// Unreadable ownership: assume the worst, leave the Secret alone.
+		return true
+	}
+	return len(top["f:data"]) > 0 || len(top["f:stringData"]) > 0
+}
+
+// conflictManagers pulls the manager names out of a server-side apply
+// conflict (reported as causes of type FieldManagerConflict).
+func conflictManagers(err error) []string {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) || st.Status().Details == nil {
+		return nil
+	}
+	var out []string
+	for _, cause := range st.Status().Details.Causes {
+		// The message reads: conflict with "manager" using v1: .data.tls.crt
+		if _, rest, ok := strings.Cut(cause.Message, `conflict with "`); ok {
+			if m, _, ok := strings.Cut(rest, `"`); ok && !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,32 @@
+// Package kube applies certops' Secrets to Kubernetes clusters with
+// client-go server-side apply, and prunes the ones certops no longer wants.
+//
+// A Cluster is one API server reached through the pod's service account, a
+// kubeconfig file and context, or kubeconfig bytes the caller decrypted in
+// memory. Cluster.Apply writes each Desired Secret with field manager
+// "certops", the labels app.kubernetes.io/managed-by=certops and
+// certops.dev/certificate=<name>, and a certops.dev/content-hash annotation
+// over everything it sets. It lists certops' Secrets once per namespace and
+// writes only what differs, so a pass over an up-to-date cluster makes no
+// write request. A Secret of the same name that certops does not manage — no
+// certops label, or its data owned by another field manager such as
+// cert-manager — is left alone and reported as a Conflict, unless the
+// Desired says TakeOver. Cluster.Prune deletes Secrets labelled as certops'
+// that are no longer wanted, and nothing else; it is opt-in per cluster.
+//
+// Fleet applies to many clusters in parallel; a cluster that is unreachable
+// or forbids the write is reported with a typed error and retried with
+// backoff while the others proceed.
+//
+// OutputData derives the extra Secret keys a certificate may ask for
+// (PKCS#12 and JKS keystores, tls-combined.pem, key.der) from a keypair, and
+// SecretAnnotations the cert-manager and certops annotations of a leaf; both
+// are pure.
+//
+// What it does not do: read certops.yaml or the repository, decrypt
+// kubeconfigs, issue certificates, or decide which certificates a cluster
+// should hold. It imports no other certops package.
+//
+// Concurrency: a Cluster and a Fleet are safe for concurrent use; Fleet.Apply
+// calls on one Fleet are serialised. The functions are pure and safe.
+package kube

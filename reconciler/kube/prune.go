@@ -1,0 +1,72 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Deleted is the outcome of a Secret removed by Prune.
+const Deleted Outcome = "deleted"
+
+// Prune deletes the Secrets labelled app.kubernetes.io/managed-by=certops
+// that are not in keep — their certificate or its target is gone — and
+// nothing else. It does nothing unless the cluster's configuration enables
+// pruning. It looks in the cluster's allowed namespaces, or in all
+// namespaces when any is allowed.
+//
+// Each delete is conditional on the UID and resourceVersion just listed, so
+// a Secret that changed hands in between is not deleted.
+func (c *Cluster) Prune(ctx context.Context, keep map[Key]bool) (Report, error) {
+	rep := Report{Cluster: c.name}
+	if !c.cfg.Prune {
+		return rep, nil
+	}
+	var candidates []corev1.Secret
+	var errs []error
+	namespaces := []string{metav1.NamespaceAll}
+	if c.allowed != nil {
+		namespaces = slices.Sorted(maps.Keys(c.allowed))
+	}
+	for _, ns := range namespaces {
+		list, err := c.client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector()})
+		if err != nil {
+			errs = append(errs, &ClusterError{Cluster: c.name, Op: "list secrets", Namespace: ns, Err: err})
+			continue
+		}
+		candidates = append(candidates, list.Items...)
+	}
+	for _, s := range candidates {
+		key := Key{s.Namespace, s.Name}
+		// The label selector already matched; the certificate label is a
+		// second witness that certops wrote it.
+		if keep[key] || s.Labels[LabelManagedBy] != LabelManagedByValue || s.Labels[LabelCertificate] == "" || !c.Allows(s.Namespace) {
+			continue
+		}
+		uid, rv := s.UID, s.ResourceVersion
+		err := c.client.CoreV1().Secrets(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv},
+		})
+		rep.Writes++
+		switch {
+		case err == nil:
+			rep.Results = append(rep.Results, Result{Key: key, Outcome: Deleted})
+			c.log.Info("secret pruned", "namespace", s.Namespace, "secret", s.Name, "cert", s.Labels[LabelCertificate])
+		case apierrors.IsNotFound(err):
+			// Already gone: the goal holds.
+		case apierrors.IsConflict(err):
+			// Changed since the list: look again next pass.
+			rep.Results = append(rep.Results, Result{Key: key, Outcome: Unchanged})
+		default:
+			cerr := &ClusterError{Cluster: c.name, Op: "delete secret", Namespace: s.Namespace, Name: s.Name, Err: err}
+			rep.Results = append(rep.Results, Result{Key: key, Outcome: Failed, Err: cerr})
+			errs = append(errs, cerr)
+		}
+	}
+	return rep, errors.Join(errs...)
+}
