@@ -32,6 +32,7 @@ without issuing again.`,
 	root.AddCommand(
 		newValidateCommand(),
 		newPlanCommand(),
+		newReconcileCommand(),
 		newVersionCommand(),
 	)
 	return root

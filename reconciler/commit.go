@@ -1,0 +1,230 @@
+package reconciler
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"certops.dev/certops/gitsource"
+	"certops.dev/certops/spec"
+)
+
+// commitAndPush encrypts what was issued, removes the Secrets of deleted
+// specs, refreshes secrets/kustomization.yaml, and writes it all as one
+// commit, then pushes. A failed encryption leaves that certificate's file
+// as it was; a failed push keeps the commit for the next pass.
+func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
+	r := p.r
+	cfg := &p.repo.Config
+	outDir := cfg.Spec.Output.Path
+	files := map[string][]byte{}
+	var msg gitsource.Message
+	var lines []string
+	counts := map[string]int{}
+
+	keys := sortedKeys(p.issued)
+	for _, key := range keys {
+		it := p.issued[key]
+		file := it.cert.SecretPath(cfg)
+		iss := p.repo.Issuers[it.cert.Spec.IssuerRef.Name]
+		plain, err := it.manifest(iss.Spec.Type())
+		if err != nil {
+			p.markFailed(key, fmt.Errorf("rendering Secret: %w", err))
+			continue
+		}
+		old, _ := fs.ReadFile(p.fsys, file)
+		enc, changed, err := r.o.Crypter.Update(p.fsys, file, old, plain)
+		if err != nil {
+			// Never overwrite a good file with something we could not
+			// encrypt; the certificate is retried with backoff.
+			p.markFailed(key, fmt.Errorf("encrypting %s: %w", file, err))
+			continue
+		}
+		if !changed {
+			continue
+		}
+		files[file] = enc
+		action := actionWord(it.reason)
+		counts[action]++
+		serial := fmt.Sprintf("%x", it.leaf.SerialNumber)
+		notAfter := it.leaf.NotAfter.UTC().Format(time.RFC3339)
+		lines = append(lines, fmt.Sprintf("- %s %s (%s): serial %s, not after %s, issuer %s",
+			action, key, it.reason, serial, notAfter, it.cert.Spec.IssuerRef.Name))
+		msg.Trailers = append(msg.Trailers,
+			gitsource.Trailer{Key: "Certificate", Value: key},
+			gitsource.Trailer{Key: "Serial", Value: serial},
+			gitsource.Trailer{Key: "Not-After", Value: notAfter},
+			gitsource.Trailer{Key: "Issuer", Value: it.cert.Spec.IssuerRef.Name},
+			gitsource.Trailer{Key: "Reason", Value: string(it.reason)},
+		)
+	}
+	for path, plain := range p.writes {
+		old, _ := fs.ReadFile(p.fsys, path)
+		enc, changed, err := r.o.Crypter.Update(p.fsys, path, old, plain)
+		if err != nil {
+			r.log.Error("encrypting issuer secret", "file", path, "error", err)
+			continue
+		}
+		if changed {
+			files[path] = enc
+			lines = append(lines, "- store "+path)
+		}
+	}
+	var remove []string
+	for _, e := range removals {
+		remove = append(remove, e.File)
+		counts["remove"]++
+		lines = append(lines, fmt.Sprintf("- remove %s (%s): its spec is gone", e.Name, spec.ReasonDeleted))
+		msg.Trailers = append(msg.Trailers,
+			gitsource.Trailer{Key: "Certificate", Value: e.Name},
+			gitsource.Trailer{Key: "Reason", Value: string(spec.ReasonDeleted)})
+	}
+	// The kustomization lists exactly the Secret files of the new tree.
+	secretFiles := p.secretFiles(outDir, files, remove)
+	kpath := outDir + "/kustomization.yaml"
+	if k := kustomization(outDir, secretFiles); !bytesEqualFile(p.fsys, kpath, k) {
+		files[kpath] = k
+	}
+	if len(files) == 0 && len(remove) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, a := range []string{"issue", "reissue", "renew", "remove"} {
+		if counts[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", a, counts[a]))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "update "+outDir)
+	}
+	msg.Subject = cfg.Spec.Commit.SubjectPrefix + strings.Join(parts, ", ")
+	msg.Body = strings.Join(lines, "\n")
+	hash, changed, err := r.o.Source.Commit(p.ctx, gitsource.Change{Files: files, Remove: remove, Message: msg,
+		Author: &gitsource.Identity{Name: cfg.Spec.Commit.AuthorName, Email: cfg.Spec.Commit.AuthorEmail}})
+	if err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	if !changed {
+		return nil
+	}
+	r.log.Info("committed", "commit", short(hash), "files", len(files), "removed", len(remove))
+	if err := r.o.Source.Push(p.ctx); err != nil {
+		// The commit stays in the local clone and is pushed first next
+		// pass; nothing is issued again because of it.
+		return fmt.Errorf("pushing %s: %w", short(hash), err)
+	}
+	p.rep.Pushed = hash
+	r.log.Info("pushed", "commit", short(hash))
+	return nil
+}
+
+func actionWord(reason spec.Reason) string {
+	switch reason {
+	case spec.ReasonDoesNotExist:
+		return "issue"
+	case spec.ReasonSpecChanged, spec.ReasonIssuerChanged:
+		return "reissue"
+	}
+	return "renew"
+}
+
+func (p *pass) markFailed(key string, err error) {
+	c := p.repo.Certificate(key)
+	delete(p.issued, key)
+	for i, res := range p.rep.Results {
+		if res.Name == key {
+			f := p.fail(c, spec.Decision{Action: res.Action, Reason: res.Reason}, err)
+			p.rep.Results[i] = f
+			return
+		}
+	}
+}
+
+// secretFiles lists the Secret files of the tree after this pass.
+func (p *pass) secretFiles(outDir string, written map[string][]byte, removed []string) []string {
+	set := map[string]bool{}
+	_ = fs.WalkDir(p.fsys, outDir, func(f string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && isSecretFile(outDir, f) {
+			set[f] = true
+		}
+		return nil
+	})
+	for f := range written {
+		if isSecretFile(outDir, f) {
+			set[f] = true
+		}
+	}
+	for _, f := range removed {
+		delete(set, f)
+	}
+	out := make([]string, 0, len(set))
+	for f := range set {
+		out = append(out, path.Clean(f))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func bytesEqualFile(fsys fs.FS, name string, want []byte) bool {
+	got, err := fs.ReadFile(fsys, name)
+	return err == nil && string(got) == string(want)
+}
+
+// apply sends every valid certificate's Secret to its targets. Secrets
+// issued in this pass come from memory; the others are decrypted from the
+// commit. A file that fails its MAC check is never applied.
+func (p *pass) apply() {
+	r := p.r
+	var desired []Desired
+	cfg := &p.repo.Config
+	for _, c := range p.repo.Certificates {
+		targets := c.ResolvedTargets(cfg)
+		if len(targets) == 0 {
+			continue
+		}
+		var data map[string][]byte
+		var annotations map[string]string
+		if it := p.issued[c.Key()]; it != nil {
+			data = map[string][]byte{keyCert: it.chainPEM, keyKey: it.keyPEM}
+			if len(it.caPEM) > 0 {
+				data[keyCA] = it.caPEM
+			}
+			iss := p.repo.Issuers[c.Spec.IssuerRef.Name]
+			annotations = it.annotations(iss.Spec.Type())
+		} else if o := p.observed[c.Key()]; o != nil {
+			d, err := p.readSecret(o.File)
+			if err != nil {
+				r.log.Error("not applying a Secret that does not decrypt", "cert", c.Key(), "file", o.File, "error", err)
+				continue
+			}
+			data, annotations = d, o.Annotations
+		} else {
+			continue // not issued yet
+		}
+		labels := map[string]string{spec.LabelManagedBy: spec.LabelManagedByValue, spec.LabelCertificate: c.Metadata.Name}
+		ann := map[string]string{}
+		if tpl := c.Spec.SecretTemplate; tpl != nil {
+			for k, v := range tpl.Labels {
+				labels[k] = v
+			}
+			for k, v := range tpl.Annotations {
+				ann[k] = v
+			}
+		}
+		for k, v := range annotations {
+			ann[k] = v
+		}
+		for _, t := range targets {
+			desired = append(desired, Desired{Cert: c.Key(), Target: t, Type: "kubernetes.io/tls", Data: data,
+				Labels: labels, Annotations: ann, Spec: &c.Spec})
+		}
+	}
+	rep := r.o.Applier.Apply(p.ctx, cfg, desired)
+	p.rep.Apply = &rep
+	for _, err := range rep.Errors {
+		r.log.Error("apply failed", "error", err)
+	}
+}

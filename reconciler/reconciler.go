@@ -1,0 +1,395 @@
+package reconciler
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"certops.dev/certops/gitsource"
+	"certops.dev/certops/reconciler/issuer"
+	"certops.dev/certops/spec"
+)
+
+// Source is the Git side of a pass (gitsource.Repo implements it).
+type Source interface {
+	Poll(ctx context.Context) (head string, changed bool, err error)
+	Sync(ctx context.Context) (string, error)
+	Files(commit string) (fs.FS, error)
+	Commit(ctx context.Context, change gitsource.Change) (hash string, changed bool, err error)
+	Push(ctx context.Context) error
+	Pending() (int, error)
+}
+
+// Crypter encrypts and decrypts the owned files (sops.Codec implements it).
+type Crypter interface {
+	Update(repo fs.FS, file string, old, plain []byte) (out []byte, changed bool, err error)
+	Decrypt(file string, ciphertext []byte) ([]byte, error)
+}
+
+// IssuerEnv is what a backend factory may use besides the issuer's spec.
+type IssuerEnv struct {
+	// CA is the decrypted CA keypair of a ca issuer (nil for others).
+	CA *Keypair
+	// ReadSecret decrypts a Secret file of the repository (for example an
+	// ACME account key); fs.ErrNotExist when there is none.
+	ReadSecret func(path string) (map[string][]byte, error)
+	// WriteSecret queues a Secret file (plaintext manifest) to be encrypted
+	// and committed with this pass.
+	WriteSecret func(path string, manifest []byte) error
+	Logger      *slog.Logger
+}
+
+// Keypair is a certificate chain (leaf first) and its private key.
+type Keypair struct {
+	Chain []*x509.Certificate
+	Key   crypto.Signer
+}
+
+// IssuerFactory builds the backend for one issuer spec.
+type IssuerFactory func(ctx context.Context, iss *spec.Issuer, env IssuerEnv) (issuer.Issuer, error)
+
+// Applier applies Secrets to clusters. It is optional.
+type Applier interface {
+	Apply(ctx context.Context, cfg *spec.Config, secrets []Desired) ApplyReport
+}
+
+// Desired is one Secret for one target.
+type Desired struct {
+	Cert        string // namespace/name of the certificate
+	Target      spec.ResolvedTarget
+	Type        string
+	Data        map[string][]byte
+	Labels      map[string]string
+	Annotations map[string]string
+	Spec        *spec.CertificateSpec // keystores, output formats
+}
+
+// ApplyReport is what an apply step did.
+type ApplyReport struct {
+	Applied, Unchanged, Skipped int
+	Errors                      []error
+}
+
+// Options configure a Reconciler.
+type Options struct {
+	Source                 Source
+	Crypter                Crypter
+	Issuers                map[string]IssuerFactory // by issuer type: acme, ca, selfSigned, vault, exec
+	Applier                Applier                  // nil: no cluster step
+	StateDir               string                   // backoff state survives restarts here; "" keeps it in memory
+	Policy                 *spec.Policy             // the daemon's own policy
+	Workers                int                      // issuances in flight; default 2×GOMAXPROCS
+	BackoffMin, BackoffMax time.Duration
+	Logger                 *slog.Logger
+	Now                    func() time.Time
+	Rand                   *rand.Rand
+}
+
+// Reconciler runs passes. Pass must not be called concurrently; status
+// reads (Status) are safe from any goroutine.
+type Reconciler struct {
+	o     Options
+	log   *slog.Logger
+	state map[string]*certState
+
+	mu       sync.Mutex
+	last     *Report
+	nextDue  time.Time
+	seenHead string
+	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
+}
+
+// New validates the options and loads the persisted state.
+func New(o Options) (*Reconciler, error) {
+	if o.Source == nil || o.Crypter == nil || len(o.Issuers) == 0 {
+		return nil, errors.New("reconciler: Source, Crypter and Issuers are required")
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = DefaultBackoffMin
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = DefaultBackoffMax
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	st, err := loadState(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}}, nil
+}
+
+// CertResult is what a pass did with one certificate.
+type CertResult struct {
+	Name     string      `json:"name"`
+	File     string      `json:"file,omitempty"`
+	Issuer   string      `json:"issuer,omitempty"`
+	Action   spec.Action `json:"action"`
+	Reason   spec.Reason `json:"reason"`
+	Serial   string      `json:"serial,omitempty"`
+	NotAfter time.Time   `json:"notAfter,omitzero"`
+	RenewAt  time.Time   `json:"renewAt,omitzero"`
+	Error    string      `json:"error,omitempty"`
+	RetryAt  time.Time   `json:"retryAt,omitzero"`
+	Waiting  bool        `json:"waiting,omitempty"` // held back by backoff
+	Targets  []string    `json:"targets,omitempty"`
+}
+
+// Report is the outcome of one pass.
+type Report struct {
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration"`
+	Idle     bool           `json:"idle"` // nothing new, nothing due: no fetch
+	Commit   string         `json:"commit,omitempty"`
+	Pushed   string         `json:"pushed,omitempty"`
+	Problems []spec.Problem `json:"problems,omitempty"`
+	Results  []CertResult   `json:"certificates,omitempty"`
+	Apply    *ApplyReport   `json:"-"`
+	Error    string         `json:"error,omitempty"` // the pass as a whole failed (git, push)
+	NextDue  time.Time      `json:"nextDue,omitzero"`
+}
+
+// Failed counts the certificates whose issuance failed in this pass, plus
+// one when the pass itself failed.
+func (r *Report) Failed() int {
+	n := 0
+	for _, c := range r.Results {
+		if c.Error != "" && !c.Waiting {
+			n++
+		}
+	}
+	if r.Error != "" {
+		n++
+	}
+	return n
+}
+
+// Last returns the latest report (nil before the first pass).
+func (r *Reconciler) Last() *Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// NextDue is when the next renewal or retry falls due.
+func (r *Reconciler) NextDue() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nextDue
+}
+
+// Pass runs one reconciliation. With force false, a pass whose poll finds
+// the remote unchanged and nothing due makes one ls-remote and returns.
+func (r *Reconciler) Pass(ctx context.Context, force bool) *Report {
+	start := r.o.Now()
+	rep := &Report{Started: start}
+	defer func() {
+		rep.Duration = r.o.Now().Sub(start)
+		r.mu.Lock()
+		r.last = rep
+		r.mu.Unlock()
+	}()
+	if err := r.pass(ctx, force, rep); err != nil {
+		rep.Error = err.Error()
+		r.log.Error("pass failed", "error", err)
+	}
+	return rep
+}
+
+func (r *Reconciler) pass(ctx context.Context, force bool, rep *Report) error {
+	now := r.o.Now()
+	// An unpushed commit from an earlier pass or run goes first.
+	if n, err := r.o.Source.Pending(); err == nil && n > 0 {
+		r.log.Info("pushing commits left from an earlier pass", "commits", n)
+		if err := r.o.Source.Push(ctx); err != nil {
+			return fmt.Errorf("pushing earlier commits: %w", err)
+		}
+	}
+	if !force {
+		head, changed, err := r.o.Source.Poll(ctx)
+		if err != nil {
+			return fmt.Errorf("polling: %w", err)
+		}
+		r.mu.Lock()
+		due := r.nextDue
+		seen := r.seenHead
+		r.mu.Unlock()
+		if !changed && head == seen && (due.IsZero() || now.Before(due)) {
+			rep.Idle, rep.Commit, rep.NextDue = true, head, due
+			return nil
+		}
+	}
+	commit, err := r.o.Source.Sync(ctx)
+	if err != nil && commit == "" {
+		return fmt.Errorf("fetching: %w", err)
+	}
+	if err != nil {
+		// Verification failed: keep acting on the last verified commit.
+		r.log.Warn("remote tip refused; working on the last verified commit", "commit", commit, "error", err)
+		rep.Error = err.Error()
+	}
+	rep.Commit = commit
+	fsys, err := r.o.Source.Files(commit)
+	if err != nil {
+		return fmt.Errorf("reading commit %s: %w", short(commit), err)
+	}
+	p := &pass{r: r, ctx: ctx, now: now, fsys: fsys, rep: rep, commit: commit,
+		issued: map[string]*issued{}, writes: map[string][]byte{}}
+	if err := p.run(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.seenHead = commit
+	if rep.Pushed != "" {
+		r.seenHead = rep.Pushed
+	}
+	r.nextDue = rep.NextDue
+	r.mu.Unlock()
+	return nil
+}
+
+func short(h string) string {
+	if len(h) > 7 {
+		return h[:7]
+	}
+	return h
+}
+
+// pass is the state of one pass.
+type pass struct {
+	r      *Reconciler
+	ctx    context.Context
+	now    time.Time
+	fsys   fs.FS
+	commit string
+	rep    *Report
+	repo   *spec.Repository
+
+	observed map[string]*spec.Observed
+	mu       sync.Mutex
+	issued   map[string]*issued // by certificate key, this pass
+	writes   map[string][]byte  // extra plaintext Secret files from backends
+}
+
+func (p *pass) run() error {
+	r := p.r
+	p.repo = spec.Load(p.fsys, spec.LoadOptions{ExternalPolicy: r.o.Policy})
+	p.rep.Problems = p.repo.Problems
+	for _, prob := range p.repo.Problems {
+		r.log.Warn("invalid spec skipped", "file", prob.File, "line", prob.Line, "field", prob.Field, "error", prob.Message)
+	}
+	outDir := p.repo.Config.Spec.Output.Path
+	var oprobs []spec.Problem
+	p.observed, oprobs = spec.ReadObservedDir(p.fsys, outDir)
+	p.rep.Problems = append(p.rep.Problems, oprobs...)
+
+	entries, _ := spec.Plan(p.fsys, p.repo, p.now)
+	var due []*spec.Certificate
+	reasons := map[string]spec.Decision{}
+	var removals []spec.PlanEntry
+	for _, e := range entries {
+		if e.Decision.Action == spec.ActionRemove {
+			removals = append(removals, e)
+			continue
+		}
+		c := p.repo.Certificate(e.Name)
+		reasons[e.Name] = e.Decision
+		if e.Decision.Action == spec.ActionNone {
+			p.rep.Results = append(p.rep.Results, CertResult{Name: e.Name, File: e.File, Issuer: e.Issuer,
+				Action: spec.ActionNone, Reason: e.Decision.Reason, NotAfter: e.NotAfter, RenewAt: e.Decision.RenewAt,
+				Targets: targetStrings(e.Targets)})
+			delete(r.state, e.Name)
+			continue
+		}
+		fp := p.fingerprint(c)
+		if st := r.state[e.Name]; st != nil {
+			if st.Fingerprint != fp {
+				delete(r.state, e.Name) // a spec or issuer change resets the backoff
+			} else if st.Permanent || p.now.Before(st.NextRetry) {
+				p.rep.Results = append(p.rep.Results, CertResult{Name: e.Name, File: e.File, Issuer: e.Issuer,
+					Action: e.Decision.Action, Reason: e.Decision.Reason, NotAfter: e.NotAfter, Waiting: true,
+					Error: st.LastError, RetryAt: st.NextRetry, Targets: targetStrings(e.Targets)})
+				continue
+			}
+		}
+		due = append(due, c)
+	}
+	if len(due) > 0 {
+		r.log.Info("issuing", "certificates", len(due), "commit", short(p.commit))
+	}
+	results := p.issueAll(due, reasons)
+	p.rep.Results = append(p.rep.Results, results...)
+	slices.SortFunc(p.rep.Results, func(a, b CertResult) int { return strings.Compare(a.Name, b.Name) })
+
+	if err := p.commitAndPush(removals); err != nil {
+		return err
+	}
+	p.rep.NextDue = p.nextDue()
+	if err := saveState(r.o.StateDir, r.state); err != nil {
+		r.log.Error("saving state", "error", err)
+	}
+	if r.o.Applier != nil {
+		p.apply()
+	}
+	return nil
+}
+
+func targetStrings(ts []spec.ResolvedTarget) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.String()
+	}
+	return out
+}
+
+// fingerprint identifies what a failure was for: the spec hash and the
+// issuer's spec. Either changing resets the backoff.
+func (p *pass) fingerprint(c *spec.Certificate) string {
+	h := sha256.New()
+	h.Write([]byte(c.SpecHash()))
+	if iss := p.repo.Issuers[c.Spec.IssuerRef.Name]; iss != nil {
+		b, _ := json.Marshal(iss.Spec)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// nextDue is the earliest renewal or retry over all certificates.
+func (p *pass) nextDue() time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, res := range p.rep.Results {
+		if res.Error == "" {
+			consider(res.RenewAt)
+		}
+		consider(res.RetryAt)
+	}
+	return next
+}
