@@ -17,7 +17,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"certops.dev/certops/e2e/peer"
 	"certops.dev/certops/reconciler/issuer"
 )
 
@@ -357,7 +356,7 @@ func VerifyChain(t testing.TB, res *issuer.Result, roots []*x509.Certificate, ek
 // the trust anchors.
 func OpenSSLVerify(t testing.TB, res *issuer.Result, roots []*x509.Certificate) {
 	t.Helper()
-	openssl := peer.System(t, "openssl")
+	openssl := findOpenSSL(t)
 	dir := t.TempDir()
 	write := func(name string, certs []*x509.Certificate) string {
 		p := filepath.Join(dir, name)
@@ -394,3 +393,14 @@ func sortedEKU(s []x509.ExtKeyUsage) []x509.ExtKeyUsage {
 
 // LoopbackIP is the IP SAN harnesses on loopback use.
 var LoopbackIP = net.IPv4(127, 0, 0, 1).String()
+
+// findOpenSSL finds Debian's openssl. It does not use package e2e/peer so
+// that backend unit tests do not compile every peer starter's dependencies.
+func findOpenSSL(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatalf("peer openssl not found on PATH: run `make deps` (scripts/install-deps.sh) first")
+	}
+	return p
+}
