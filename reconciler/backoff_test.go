@@ -25,10 +25,10 @@ type memSource struct {
 func (m *memSource) head() string { return fmt.Sprintf("c%d", len(m.commits)) }
 
 func (m *memSource) Poll(context.Context) (string, bool, error) { return m.head(), false, nil }
-func (m *memSource) Sync(context.Context) (string, error)         { return m.head(), nil }
-func (m *memSource) Files(string) (fs.FS, error)                  { return m.commits[len(m.commits)-1], nil }
-func (m *memSource) Push(context.Context) error                   { m.pushed = len(m.commits); return nil }
-func (m *memSource) Pending() (int, error)                        { return len(m.commits) - max(m.pushed, 1), nil }
+func (m *memSource) Sync(context.Context) (string, error)       { return m.head(), nil }
+func (m *memSource) Files(string) (fs.FS, error)                { return m.commits[len(m.commits)-1], nil }
+func (m *memSource) Push(context.Context) error                 { m.pushed = len(m.commits); return nil }
+func (m *memSource) Pending() (int, error)                      { return len(m.commits) - max(m.pushed, 1), nil }
 
 func (m *memSource) Commit(_ context.Context, c gitsource.Change) (string, bool, error) {
 	next := fstest.MapFS{}

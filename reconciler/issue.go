@@ -188,6 +188,12 @@ func (p *pass) issueOne(c *spec.Certificate, d spec.Decision) CertResult {
 			p.mu.Unlock()
 		}
 	}
+	if w := c.Spec.RenewalWindows; len(w) > 0 {
+		// Jitter and ARI must not move a renewal out of its windows.
+		if next, ok := spec.NextWindow(w, renewAt); ok && next.Before(leaf.NotAfter) {
+			renewAt = next
+		}
+	}
 	caPEM := res.CAPEM
 	it := &issued{cert: c, reason: d.Reason, chainPEM: res.ChainPEM, keyPEM: keyPEM, caPEM: caPEM,
 		leaf: leaf, renewAt: renewAt, renewTok: c.Metadata.Annotations[spec.AnnotationRenew]}
@@ -198,7 +204,7 @@ func (p *pass) issueOne(c *spec.Certificate, d spec.Decision) CertResult {
 	p.r.log.Info("issued", "cert", c.Key(), "issuer", c.Spec.IssuerRef.Name, "reason", string(d.Reason),
 		"serial", fmt.Sprintf("%x", leaf.SerialNumber), "not_after", leaf.NotAfter.UTC(), "renew_at", renewAt.UTC())
 	return CertResult{Name: c.Key(), File: c.Source.File, Issuer: c.Spec.IssuerRef.Name, Action: d.Action,
-		Reason: d.Reason, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotAfter: leaf.NotAfter, RenewAt: renewAt,
+		Reason: d.Reason, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, RenewAt: renewAt,
 		Targets: targetStrings(c.ResolvedTargets(&p.repo.Config))}
 }
 

@@ -144,18 +144,19 @@ func New(o Options) (*Reconciler, error) {
 
 // CertResult is what a pass did with one certificate.
 type CertResult struct {
-	Name     string      `json:"name"`
-	File     string      `json:"file,omitempty"`
-	Issuer   string      `json:"issuer,omitempty"`
-	Action   spec.Action `json:"action"`
-	Reason   spec.Reason `json:"reason"`
-	Serial   string      `json:"serial,omitempty"`
-	NotAfter time.Time   `json:"notAfter,omitzero"`
-	RenewAt  time.Time   `json:"renewAt,omitzero"`
-	Error    string      `json:"error,omitempty"`
-	RetryAt  time.Time   `json:"retryAt,omitzero"`
-	Waiting  bool        `json:"waiting,omitempty"` // held back by backoff
-	Targets  []string    `json:"targets,omitempty"`
+	Name      string      `json:"name"`
+	File      string      `json:"file,omitempty"`
+	Issuer    string      `json:"issuer,omitempty"`
+	Action    spec.Action `json:"action"`
+	Reason    spec.Reason `json:"reason"`
+	Serial    string      `json:"serial,omitempty"`
+	NotBefore time.Time   `json:"notBefore,omitzero"`
+	NotAfter  time.Time   `json:"notAfter,omitzero"`
+	RenewAt   time.Time   `json:"renewAt,omitzero"`
+	Error     string      `json:"error,omitempty"`
+	RetryAt   time.Time   `json:"retryAt,omitzero"`
+	Waiting   bool        `json:"waiting,omitempty"` // held back by backoff
+	Targets   []string    `json:"targets,omitempty"`
 }
 
 // Report is the outcome of one pass.
@@ -319,7 +320,7 @@ func (p *pass) run() error {
 		reasons[e.Name] = e.Decision
 		if e.Decision.Action == spec.ActionNone {
 			p.rep.Results = append(p.rep.Results, CertResult{Name: e.Name, File: e.File, Issuer: e.Issuer,
-				Action: spec.ActionNone, Reason: e.Decision.Reason, NotAfter: e.NotAfter, RenewAt: e.Decision.RenewAt,
+				Action: spec.ActionNone, Reason: e.Decision.Reason, NotBefore: e.NotBefore, NotAfter: e.NotAfter, RenewAt: e.Decision.RenewAt,
 				Targets: targetStrings(e.Targets)})
 			delete(r.state, e.Name)
 			continue

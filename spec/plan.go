@@ -346,12 +346,13 @@ func NextWindow(windows []RenewalWindow, t time.Time) (time.Time, bool) {
 
 // PlanEntry is one row of a plan.
 type PlanEntry struct {
-	Name     string           `json:"name"` // namespace/name
-	File     string           `json:"file"`
-	Issuer   string           `json:"issuer"`
-	Decision Decision         `json:"decision"`
-	NotAfter time.Time        `json:"notAfter,omitzero"`
-	Targets  []ResolvedTarget `json:"targets"`
+	Name      string           `json:"name"` // namespace/name
+	File      string           `json:"file"`
+	Issuer    string           `json:"issuer"`
+	Decision  Decision         `json:"decision"`
+	NotBefore time.Time        `json:"notBefore,omitzero"`
+	NotAfter  time.Time        `json:"notAfter,omitzero"`
+	Targets   []ResolvedTarget `json:"targets"`
 }
 
 // Plan decides every valid certificate of repo against the Secret files in
@@ -365,7 +366,7 @@ func Plan(fsys fs.FS, repo *Repository, now time.Time) ([]PlanEntry, []Problem) 
 		e := PlanEntry{Name: c.Key(), File: c.Source.File, Issuer: c.Spec.IssuerRef.Name,
 			Decision: Decide(c, o, now), Targets: c.ResolvedTargets(&repo.Config)}
 		if o != nil {
-			e.NotAfter = o.NotAfter
+			e.NotBefore, e.NotAfter = o.NotBefore, o.NotAfter
 		}
 		out = append(out, e)
 	}

@@ -33,6 +33,8 @@ without issuing again.`,
 		newValidateCommand(),
 		newPlanCommand(),
 		newReconcileCommand(),
+		newRunCommand(),
+		newStatusCommand(),
 		newVersionCommand(),
 	)
 	return root
