@@ -12,10 +12,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	pgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
 	"certops.dev/certops/e2e/peer"
+	"certops.dev/certops/sops"
 )
 
 // runSops runs the real sops CLI in dir with a minimal environment: no
@@ -245,4 +248,62 @@ func checkTLSSecret(t *testing.T, name string, manifest []byte) {
 	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
 		t.Errorf("%s: ca.crt: %v", name, err)
 	}
+}
+
+// With an OpenPGP recipient, the sops CLI decrypts what certops wrote with
+// gpg and no age key at all: certops encrypted the data key in process from
+// the public key alone.
+func TestCLIDecryptsPGPRecipientWithGPG(t *testing.T) {
+	a := newAgeKey(t)
+	p := newPGPKey(t)
+	gpg := peer.System(t, "gpg")
+	home := t.TempDir()
+	gpgEnv := []string{"GNUPGHOME=" + home, "PATH=" + os.Getenv("PATH")}
+	t.Cleanup(func() {
+		cmd := exec.Command(peer.System(t, "gpgconf"), "--kill", "gpg-agent")
+		cmd.Env = gpgEnv
+		_ = cmd.Run()
+	})
+	// The test's own PGP secret key reaches gpg through stdin only.
+	var secret bytes.Buffer
+	w, err := pgparmor.Encode(&secret, openpgp.PrivateKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.entity.SerializePrivate(w, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	imp := exec.Command(gpg, "--batch", "--import")
+	imp.Env = gpgEnv
+	imp.Stdin = &secret
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+
+	pk, err := sops.ParsePGPPublicKey(p.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := sops.NewTrust([]string{a.recipient}, []sops.PGPKey{pk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sops.New(sops.Options{Trust: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repoDir := t.TempDir()
+	writeFile(t, repoDir, ".sops.yaml", []byte("creation_rules:\n  - age: "+a.recipient+"\n    pgp: "+p.fp+"\n"))
+	plain := tlsSecret(t, "web")
+	enc, err := c.Encrypt(os.DirFS(repoDir), "secrets/web.yaml", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, repoDir, "secrets/web.yaml", enc)
+	got := runSops(t, repoDir, nil, []string{"GNUPGHOME=" + home}, "decrypt", "secrets/web.yaml")
+	sameYAML(t, plain, got)
+	assertNoPrivateKey(t, repoDir)
 }
