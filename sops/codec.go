@@ -381,7 +381,12 @@ func (c *Codec) encryptTo(rule Rule, plain []byte) ([]byte, error) {
 	if err := checkSecret(branches[0]); err != nil {
 		return nil, err
 	}
+	return c.encryptBranches(rule, branches)
+}
 
+// encryptBranches encrypts a parsed document; encryptTo has checked it.
+func (c *Codec) encryptBranches(rule Rule, branches gosops.TreeBranches) ([]byte, error) {
+	st := newStore()
 	dataKey := make([]byte, 32)
 	if _, err := rand.Read(dataKey); err != nil {
 		return nil, fmt.Errorf("generate data key: %w", err)
@@ -393,6 +398,7 @@ func (c *Codec) encryptTo(rule Rule, plain []byte) ([]byte, error) {
 		if threshold == 0 {
 			threshold = len(rule.Groups)
 		}
+		var err error
 		parts, err = shamir.Split(dataKey, len(rule.Groups), threshold)
 		if err != nil {
 			return nil, fmt.Errorf("split data key: %w", err)
@@ -551,6 +557,14 @@ func (c *Codec) open(ciphertext []byte) ([]byte, gosops.Metadata, error) {
 	}
 	if s, ok := stored.(string); !ok || s != mac {
 		return nil, gosops.Metadata{}, &IntegrityError{Reason: "MAC mismatch: a value was changed, added or removed"}
+	}
+	// Verified, but only a v1 Secret may come out: this path feeds what is
+	// applied to clusters, and a recipient could encrypt anything.
+	if len(tree.Branches) != 1 {
+		return nil, gosops.Metadata{}, fmt.Errorf("%w: want one YAML document, got %d", ErrMalformed, len(tree.Branches))
+	}
+	if err := checkSecret(tree.Branches[0]); err != nil {
+		return nil, gosops.Metadata{}, err
 	}
 	plain, err := newStore().EmitPlainFile(tree.Branches)
 	if err != nil {
