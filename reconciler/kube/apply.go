@@ -239,7 +239,13 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 			return res, false
 		}
 	}
-	_, err := secrets.Apply(ctx, want.ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: d.TakeOver})
+	// Once the Secret is certops' (its label, and no other manager owns its
+	// data) or is being taken over, force: the remaining conflicts are
+	// labels or annotations certops sets from the spec, or certops' own
+	// fields from a non-apply write. A Secret that did not exist a moment
+	// ago is created without force, so one that appeared in between is not
+	// taken.
+	_, err := secrets.Apply(ctx, want.ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: existing != nil})
 	if apierrors.IsConflict(err) {
 		res.Outcome = Skipped
 		res.Err = &ConflictError{Namespace: d.Namespace, Name: d.Name, Reason: "apply-conflict", Managers: conflictManagers(err)}

@@ -217,4 +217,3 @@ func (c *Cluster) Ping(ctx context.Context) (string, error) {
 	}
 	return v.GitVersion, nil
 }
-

@@ -203,7 +203,7 @@ func jks(chain []*x509.Certificate, key any, ca []*x509.Certificate, o *Keystore
 	if err := ks.Store(&buf, []byte(pw)); err != nil {
 		return nil, nil, fmt.Errorf("kube: outputs: jks keystore: %w", err)
 	}
-	keystoreJKS = buf.Bytes()
+	keystoreJKS = bytes.Clone(buf.Bytes())
 	if len(ca) == 0 {
 		return keystoreJKS, nil, nil
 	}
