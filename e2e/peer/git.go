@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -46,7 +47,8 @@ type GitOptions struct {
 	// Username and Password, when Username is set, are required as HTTP basic
 	// auth (a token used as password is the same thing on the wire).
 	Username, Password string
-	// BearerToken, when set, is accepted as "Authorization: Bearer <token>".
+	// BearerToken, when set, is accepted as "Authorization: Bearer <token>"
+	// and, like Git hosts do, as the basic-auth password with any user name.
 	// When both basic auth and a bearer token are set, either one passes.
 	BearerToken string
 	// RequireClientCert makes the HTTPS listener refuse clients without a
@@ -101,7 +103,13 @@ func StartGit(t testing.TB, opts GitOptions) *Git {
 	backend := &cgi.Handler{
 		Path: g.bin,
 		Args: []string{"http-backend"},
-		Env:  []string{"GIT_PROJECT_ROOT=" + g.Root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
+		// The identity lets hooks write commits of their own.
+		Env: []string{"GIT_PROJECT_ROOT=" + g.Root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+			"GIT_AUTHOR_NAME=Git Server Hook", "GIT_AUTHOR_EMAIL=hook@example.test",
+			"GIT_COMMITTER_NAME=Git Server Hook", "GIT_COMMITTER_EMAIL=hook@example.test"},
+		// http-backend's complaints (a missing repository, a refused hook)
+		// reach the client in the response; the copy on stderr is noise.
+		Stderr: io.Discard,
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.httpAuthorized(r) {
@@ -120,12 +128,16 @@ func StartGit(t testing.TB, opts GitOptions) *Git {
 		backend.ServeHTTP(w, r)
 	})
 
-	plain := httptest.NewServer(handler)
+	quiet := log.New(io.Discard, "", 0) // refused TLS handshakes are expected in tests
+	plain := httptest.NewUnstartedServer(handler)
+	plain.Config.ErrorLog = quiet
+	plain.Start()
 	t.Cleanup(plain.Close)
 	g.HTTP = plain.URL
 
 	secure := httptest.NewUnstartedServer(handler)
 	secure.TLS = g.serverTLS(t)
+	secure.Config.ErrorLog = quiet
 	secure.StartTLS()
 	t.Cleanup(secure.Close)
 	g.HTTPS = secure.URL
@@ -321,11 +333,14 @@ func (g *Git) httpAuthorized(r *http.Request) bool {
 	if g.opts.BearerToken != "" && r.Header.Get("Authorization") == "Bearer "+g.opts.BearerToken {
 		return true
 	}
-	if g.opts.Username != "" {
-		u, p, ok := r.BasicAuth()
-		return ok && u == g.opts.Username && p == g.opts.Password
+	u, p, ok := r.BasicAuth()
+	if !ok {
+		return false
 	}
-	return false
+	if g.opts.BearerToken != "" && p == g.opts.BearerToken {
+		return true
+	}
+	return g.opts.Username != "" && u == g.opts.Username && p == g.opts.Password
 }
 
 func (g *Git) newCA(t testing.TB) {
