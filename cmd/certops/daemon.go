@@ -156,11 +156,7 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	}
 	trusted := f.trustedRecipients
 	if len(trusted) == 0 {
-		for _, id := range ids {
-			if x, ok := id.(*age.X25519Identity); ok {
-				trusted = append(trusted, x.Recipient().String())
-			}
-		}
+		trusted = ownRecipients(ids)
 	}
 	trust, err := sops.NewTrust(trusted, nil)
 	if err != nil {
@@ -332,4 +328,25 @@ func short(h string) string {
 		return h[:7]
 	}
 	return h
+}
+
+// ownRecipients are the recipients of the given identities.
+func ownRecipients(ids sops.Identities) []string {
+	var out []string
+	for _, id := range ids {
+		if x, ok := id.(*age.X25519Identity); ok {
+			out = append(out, x.Recipient().String())
+		}
+	}
+	return out
+}
+
+// decrypter is a codec for reading only: it trusts just the identities'
+// own recipients, and never encrypts.
+func decrypter(ids sops.Identities) (*sops.Codec, error) {
+	trust, err := sops.NewTrust(ownRecipients(ids), nil)
+	if err != nil {
+		return nil, fmt.Errorf("age identity: %w", err)
+	}
+	return sops.New(sops.Options{Trust: trust, Identities: ids})
 }

@@ -35,6 +35,8 @@ without issuing again.`,
 		newReconcileCommand(),
 		newRunCommand(),
 		newStatusCommand(),
+		newInitCommand(),
+		newExportCommand(),
 		newVersionCommand(),
 	)
 	return root
