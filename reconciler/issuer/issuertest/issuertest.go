@@ -174,7 +174,11 @@ func (s *suite) keyTypes(t *testing.T) {
 		{Algorithm: issuer.Ed25519},
 	}
 	for i, ks := range specs {
-		t.Run(fmt.Sprintf("%s%d", ks.Algorithm, ks.Size), func(t *testing.T) {
+		name := ks.Algorithm
+		if ks.Size > 0 {
+			name = fmt.Sprintf("%s-%d", ks.Algorithm, ks.Size)
+		}
+		t.Run(name, func(t *testing.T) {
 			if (ks.Algorithm == issuer.Ed25519 && s.u.Ed25519) || (ks.Algorithm == issuer.RSA && s.u.RSA) {
 				t.Logf("opted out: %s keys", ks.Algorithm)
 				return
