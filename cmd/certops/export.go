@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	yamlv3 "go.yaml.in/yaml/v3"
 	"golang.org/x/term"
 	"sigs.k8s.io/yaml"
 
@@ -82,7 +84,11 @@ A private key is never written to a terminal or to a folder others can read.`,
 				if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 					return errors.New("refusing to print a private key to a terminal: redirect stdout, or use --chain or --out-dir")
 				}
-				_, err = stdout.Write(plain)
+				out, err := sopsCLIFormat(plain)
+				if err != nil {
+					return err
+				}
+				_, err = stdout.Write(out)
 				return err
 			}
 		},
@@ -149,4 +155,24 @@ func writePEMFiles(dir string, data map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// sopsCLIFormat re-indents a decrypted manifest the way `sops -d` prints
+// it (the sops YAML store's default indent of 4), so that export's output
+// is byte for byte what the sops CLI gives for the same file.
+func sopsCLIFormat(plain []byte) ([]byte, error) {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(plain, &doc); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(4)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
