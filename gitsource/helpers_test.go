@@ -127,6 +127,11 @@ func open(t testing.TB, o gitsource.Options) *gitsource.Repo {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return r
 }
 

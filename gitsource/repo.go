@@ -16,10 +16,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // Identity is a commit author or committer.
@@ -72,6 +75,7 @@ type Options struct {
 // Repo is the persistent local clone of one branch of a remote. Its methods
 // are safe for concurrent use; they run one at a time.
 type Repo struct {
+	storage  *filesystem.Storage
 	opts     Options
 	ep       *endpoint
 	redacted string
@@ -175,14 +179,23 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		return nil, err
 	}
 	gitDir := filepath.Join(dir, "repo.git")
-	repo, err := git.PlainOpen(gitDir)
+	if err := os.MkdirAll(gitDir, 0o700); err != nil {
+		return nil, fmt.Errorf("gitsource: open %s: cache: %w", redacted, err)
+	}
+	// KeepDescriptors keeps the packfiles open: without it go-git opens
+	// and closes a pack for every object read, which dominates reading a
+	// 10,000-file tree.
+	storage := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRUDefault(), filesystem.Options{KeepDescriptors: true})
+	repo, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(gitDir, true)
+		repo, err = git.Init(storage, nil) // no work tree: a bare clone
 	}
 	if err != nil {
+		storage.Close()
 		return nil, fmt.Errorf("gitsource: open %s: cache %s: %w", redacted, gitDir, err)
 	}
 	r := &Repo{
+		storage:  storage,
 		opts:     o,
 		ep:       ep,
 		redacted: redacted,
@@ -197,12 +210,21 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	}
 	pending, err := r.pending()
 	if err != nil {
+		storage.Close()
 		return nil, r.wrap("open", err)
 	}
 	if len(pending) > 0 {
 		r.log.Info("unpushed commits in the cache", "pending", len(pending))
 	}
 	return r, nil
+}
+
+// Close releases the open files of the cache. The fs.FS values from Files
+// must not be used after it.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.storage.Close()
 }
 
 // URL is the remote URL without user-info.

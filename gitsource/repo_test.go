@@ -529,3 +529,49 @@ func TestOpenRefusesForcePush(t *testing.T) {
 		t.Fatalf("Open with a forcing refspec: %v", err)
 	}
 }
+
+// TestCommitManyFiles goes through the packfile path of the object writer
+// (more than a few dozen new objects) and checks the result with the git
+// CLI and through Files.
+func TestCommitManyFiles(t *testing.T) {
+	g := startGit(t, peer.GitOptions{}, map[string]string{"keep": "k"})
+	cache := t.TempDir()
+	r := open(t, gitsource.Options{URL: g.URL("http", "repo.git"), CacheDir: cache})
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for i := range 300 {
+		files[fmt.Sprintf("certs/d%d/f%03d.enc", i%7, i)] = []byte(fmt.Sprint("content ", i))
+	}
+	hash, _, err := r.Commit(ctx, gitsource.Change{Files: files, Message: gitsource.Message{Subject: "many"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := r.Files(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range files {
+		if got := readFile(t, fsys, p); got != string(want) {
+			t.Fatalf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if err := r.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	clone := g.Clone(t, "repo.git", "main")
+	if n := g.Run(t, clone, "ls-files"); len(strings.Split(n, "\n")) != 301 {
+		t.Errorf("clone has %d files, want 301", len(strings.Split(n, "\n")))
+	}
+	// The cache itself, pack included, is a valid repository for the git CLI.
+	gitDirs, err := filepath.Glob(filepath.Join(cache, "*", "repo.git"))
+	if err != nil || len(gitDirs) != 1 {
+		t.Fatalf("cache: %v %v", gitDirs, err)
+	}
+	g.Run(t, gitDirs[0], "fsck", "--strict", "--no-dangling")
+	if got := g.Run(t, gitDirs[0], "rev-parse", "refs/heads/certops"); got != hash {
+		t.Errorf("cache head = %s, want %s", got, hash)
+	}
+}
