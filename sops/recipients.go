@@ -37,6 +37,9 @@ func (r Recipient) String() string { return string(r.Kind) + ":" + r.ID }
 func ParseAgeRecipient(s string) (Recipient, error) {
 	s = strings.TrimSpace(s)
 	switch {
+	case strings.HasPrefix(strings.ToUpper(s), "AGE-SECRET-KEY-"), strings.HasPrefix(s, "AGE-PLUGIN-"):
+		// Never quote it: it is a private key pasted where a public one belongs.
+		return Recipient{}, fmt.Errorf("sops: an age identity (private key) was given where a recipient belongs: %w", ErrUnsupportedRecipient)
 	case strings.HasPrefix(s, "age1pq1"):
 		r, err := age.ParseHybridRecipient(s)
 		if err != nil {

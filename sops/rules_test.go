@@ -204,11 +204,38 @@ func TestTrust(t *testing.T) {
 	if _, err := sops.NewTrust([]string{"age1plugin1xyz"}, nil); !errors.Is(err, sops.ErrUnsupportedRecipient) {
 		t.Errorf("plugin recipient: got %v, want ErrUnsupportedRecipient", err)
 	}
+	if _, err := sops.NewTrust([]string{a.id.String()}, nil); err == nil || strings.Contains(err.Error(), "AGE-SECRET-KEY") {
+		t.Errorf("identity given as recipient: got %v, want an error that does not quote it", err)
+	}
 	tr, err := sops.NewTrust([]string{strings.ToUpper(a.recipient)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !tr.Has(sops.Recipient{Kind: sops.KindAge, ID: a.recipient}) {
 		t.Error("upper-case spelling of a recipient is not the same recipient")
+	}
+}
+
+// A Codec is shared by the reconciler's workers.
+func TestConcurrentUse(t *testing.T) {
+	a := newAgeKey(t)
+	c := newCodec(t, []ageKey{a}, a)
+	repo := repoWith(map[string]string{".sops.yaml": ageRules(a)})
+	plain := tlsSecret(t, "web")
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			file := fmt.Sprintf("secrets/prod/web%d.yaml", i)
+			enc, err := c.Encrypt(repo, file, plain)
+			if err == nil {
+				_, err = c.Decrypt(file, enc)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
