@@ -195,7 +195,10 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+// isSecretFile reports whether p is a certificate Secret file of the
+// output folder (not the kustomization, nor a dot-folder such as .acme/
+// holding issuer state).
 func isSecretFile(outputDir, p string) bool {
-	return strings.HasPrefix(p, outputDir+"/") && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) &&
+	return strings.HasPrefix(p, outputDir+"/") && !strings.Contains(p, "/.") && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) &&
 		path.Base(p) != "kustomization.yaml"
 }

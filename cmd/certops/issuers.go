@@ -21,6 +21,7 @@ func issuerFactories() map[string]reconciler.IssuerFactory {
 		"selfSigned": newSelfSigned,
 		"ca":         newCA,
 		"exec":       newExec,
+		"acme":       newACME,
 	}
 }
 

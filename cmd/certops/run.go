@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"certops.dev/certops/reconciler"
+	"certops.dev/certops/reconciler/issuer/acme"
 	"certops.dev/certops/spec"
 )
 
@@ -106,6 +107,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rec.Status())
 	})
+	mux.Handle(acme.HTTP01Path, http01)
 	mux.HandleFunc("POST /hooks/git", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil {
@@ -231,7 +233,7 @@ func newMetrics() *metrics {
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "certops_spec_problems",
 			Help: "Problems found in the repository's specs at the last pass."}),
 	}
-	m.registry.MustRegister(m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
+	m.registry.MustRegister(caRequests, m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
