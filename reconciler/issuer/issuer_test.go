@@ -392,9 +392,16 @@ var benchSpecs = []issuer.KeySpec{
 	{Algorithm: issuer.Ed25519},
 }
 
+func benchName(s issuer.KeySpec) string {
+	if s.Size == 0 {
+		return s.Algorithm
+	}
+	return fmt.Sprintf("%s-%d", s.Algorithm, s.Size)
+}
+
 func BenchmarkGenerateKey(b *testing.B) {
 	for _, s := range benchSpecs {
-		b.Run(fmt.Sprintf("%s-%d", s.Algorithm, s.Size), func(b *testing.B) {
+		b.Run(benchName(s), func(b *testing.B) {
 			for b.Loop() {
 				if _, _, err := issuer.GenerateKey(s); err != nil {
 					b.Fatal(err)
@@ -406,7 +413,7 @@ func BenchmarkGenerateKey(b *testing.B) {
 
 func BenchmarkCSR(b *testing.B) {
 	for _, s := range benchSpecs {
-		b.Run(fmt.Sprintf("%s-%d", s.Algorithm, s.Size), func(b *testing.B) {
+		b.Run(benchName(s), func(b *testing.B) {
 			key, _, err := issuer.GenerateKey(s)
 			if err != nil {
 				b.Fatal(err)
