@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -218,5 +219,40 @@ func TestLibraryVersionMatchesGoMod(t *testing.T) {
 	}
 	if want := "version: " + string(m[1]); !bytes.Contains(enc, []byte(want)) {
 		t.Errorf("sops.version in written files: want %q (go.mod); update libraryVersion in codec.go", want)
+	}
+}
+
+// key_groups split the data key with Shamir's scheme, as the sops CLI does.
+func TestKeyGroups(t *testing.T) {
+	a, b := newAgeKey(t), newAgeKey(t)
+	rules := func(threshold int) string {
+		return "creation_rules:\n  - shamir_threshold: " + string(rune('0'+threshold)) +
+			"\n    key_groups:\n      - age: [" + a.recipient + "]\n      - age: [" + b.recipient + "]\n"
+	}
+	plain := tlsSecret(t, "web")
+	tests := []struct {
+		threshold int
+		ids       []ageKey
+		want      error
+	}{
+		{2, []ageKey{a, b}, nil},
+		{2, []ageKey{a}, sops.ErrNoIdentity},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("threshold=%d/identities=%d", tt.threshold, len(tt.ids)), func(t *testing.T) {
+			c := newCodec(t, []ageKey{a, b}, tt.ids...)
+			enc, err := c.Encrypt(repoWith(map[string]string{".sops.yaml": rules(tt.threshold)}), "secrets/web.yaml", plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups, threshold, err := sops.FileRecipients(enc)
+			if err != nil || len(groups) != 2 || threshold != tt.threshold {
+				t.Fatalf("file recipients: got %v, threshold %d, %v", groups, threshold, err)
+			}
+			_, err = c.Decrypt("secrets/web.yaml", enc)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("decrypt: got %v, want %v", err, tt.want)
+			}
+		})
 	}
 }

@@ -204,7 +204,10 @@ func (c *Codec) resolveRule(cfgPath string, i int, cr creationRule) (Rule, error
 		}
 		rule.Groups = [][]Recipient{rs}
 	}
-	if rule.ShamirThreshold < 0 || rule.ShamirThreshold > len(rule.Groups) {
+	// Shamir's scheme (sops/v3/shamir) needs a threshold of at least 2;
+	// the sops CLI fails the same way at encryption time.
+	if rule.ShamirThreshold < 0 || rule.ShamirThreshold > len(rule.Groups) ||
+		(len(rule.Groups) > 1 && rule.ShamirThreshold == 1) {
 		return Rule{}, fmt.Errorf("%w: %s shamir_threshold %d with %d key groups", ErrConfig, where, rule.ShamirThreshold, len(rule.Groups))
 	}
 

@@ -63,9 +63,16 @@ func TestRuleFor(t *testing.T) {
 		{
 			name: "key groups with shamir threshold",
 			files: map[string]string{".sops.yaml": fmt.Sprintf(
-				"creation_rules:\n  - shamir_threshold: 1\n    key_groups:\n      - age: [%s]\n      - age: [%s]\n        merge:\n          - age: [%s]\n", a.recipient, b.recipient, c.recipient)},
+				"creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [%s]\n      - age: [%s]\n        merge:\n          - age: [%s]\n", a.recipient, b.recipient, c.recipient)},
 			file: "secrets/x.yaml",
-			want: sops.Rule{Config: ".sops.yaml", ShamirThreshold: 1, Groups: [][]sops.Recipient{{age(a)}, {age(c), age(b)}}},
+			want: sops.Rule{Config: ".sops.yaml", ShamirThreshold: 2, Groups: [][]sops.Recipient{{age(a)}, {age(c), age(b)}}},
+		},
+		{
+			name: "shamir threshold 1 cannot split",
+			files: map[string]string{".sops.yaml": fmt.Sprintf(
+				"creation_rules:\n  - shamir_threshold: 1\n    key_groups:\n      - age: [%s]\n      - age: [%s]\n", a.recipient, b.recipient)},
+			file:    "secrets/x.yaml",
+			wantErr: sops.ErrConfig, errSubstr: "shamir_threshold 1",
 		},
 		{
 			name:  "removing recipients is allowed",
