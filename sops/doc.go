@@ -29,6 +29,16 @@
 // which the command calls explicitly. The MAC is always verified; a file
 // changed outside SOPS is an *IntegrityError naming the file.
 //
+// Decrypt returns only a single v1 Secret document: the output feeds what
+// is applied to clusters, and any holder of a recipient key can write a
+// file that verifies.
+//
+// Stable output and re-keying: Update returns the current file unchanged
+// when its plaintext and recipients are unchanged. Rekey re-encrypts every
+// file whose recipients differ from its rule, all or nothing, for one
+// commit; it reads only the clear-text sops metadata of files that need no
+// change, so the daemon can call it on every pass to follow rule changes.
+//
 // What the SOPS MAC does not cover: it hashes the values of the document in
 // order, not the key names, so renaming a clear-text key while keeping its
 // value (and its place) is not detected by any SOPS implementation. Changing
