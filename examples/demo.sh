@@ -11,6 +11,7 @@ if [ "${KEEP:-}" = 1 ]; then echo "► keeping $tmp"; else trap 'rm -rf "$tmp"' 
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
 export GIT_AUTHOR_NAME="Demo Human" GIT_AUTHOR_EMAIL=human@example.com
 export GIT_COMMITTER_NAME="Demo Human" GIT_COMMITTER_EMAIL=human@example.com
+apply=--apply=false # the quick-start's clusters are not reachable here
 step() { printf '\n\033[1m► %s\033[0m\n' "$*"; }
 
 step "scaffold a certificate repository from examples/quickstart, with a fresh age key"
@@ -29,7 +30,7 @@ step "certops plan"
 
 step "certops reconcile: issue, encrypt, commit, push"
 "$certops" reconcile --repo "file://$tmp/remote.git" --age-identity "$tmp/age.key" \
-  --state-dir "$tmp/state" --log-level warn
+  --state-dir "$tmp/state" --log-level warn $apply
 
 step "the commit, with a trailer block per certificate"
 git --git-dir "$tmp/remote.git" log -1 --format='%an <%ae>%n%n%B' | sed -n '1,14p'
@@ -55,5 +56,5 @@ fi
 
 step "a second pass changes nothing"
 "$certops" reconcile --repo "file://$tmp/remote.git" --age-identity "$tmp/age.key" \
-  --state-dir "$tmp/state" --log-level warn
+  --state-dir "$tmp/state" --log-level warn $apply
 git --git-dir "$tmp/remote.git" log --oneline

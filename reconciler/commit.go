@@ -222,7 +222,7 @@ func (p *pass) apply() {
 				Labels: labels, Annotations: ann, Spec: &c.Spec})
 		}
 	}
-	rep := r.o.Applier.Apply(p.ctx, cfg, desired)
+	rep := r.o.Applier.Apply(p.ctx, ApplyRequest{Config: cfg, Desired: desired, ReadSecret: p.readSecret})
 	p.rep.Apply = &rep
 	for _, err := range rep.Errors {
 		r.log.Error("apply failed", "error", err)

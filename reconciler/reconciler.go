@@ -63,7 +63,17 @@ type IssuerFactory func(ctx context.Context, iss *spec.Issuer, env IssuerEnv) (i
 
 // Applier applies Secrets to clusters. It is optional.
 type Applier interface {
-	Apply(ctx context.Context, cfg *spec.Config, secrets []Desired) ApplyReport
+	Apply(ctx context.Context, req ApplyRequest) ApplyReport
+}
+
+// ApplyRequest is one pass' cluster step: every valid certificate's Secret
+// for every target, and the repository's settings.
+type ApplyRequest struct {
+	Config  *spec.Config
+	Desired []Desired
+	// ReadSecret decrypts a Secret file of the commit (for example an
+	// encrypted kubeconfig), in memory only.
+	ReadSecret func(path string) (map[string][]byte, error)
 }
 
 // Desired is one Secret for one target.

@@ -47,7 +47,7 @@ type daemonFlags struct {
 	listen            string
 	logFormat         string
 	logLevel          string
-	once              bool
+	apply             bool
 }
 
 func (f *daemonFlags) register(fs *pflag.FlagSet) {
@@ -71,6 +71,7 @@ func (f *daemonFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", ":9402", "address of the status, metrics and webhook endpoints (run only)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&f.apply, "apply", true, "apply the Secrets to the clusters certops.yaml names (false: Git only)")
 }
 
 func defaultStateDir() string {
@@ -209,8 +210,12 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	if err != nil {
 		return nil, nil, err
 	}
+	var applier reconciler.Applier
+	if f.apply {
+		applier = newApplier(log)
+	}
 	rec, err := reconciler.New(reconciler.Options{
-		Source: repo, Crypter: codec, Issuers: issuerFactories(), Applier: newApplier(log),
+		Source: repo, Crypter: codec, Issuers: issuerFactories(), Applier: applier,
 		StateDir: f.stateDir, Policy: policy, Workers: f.workers,
 		BackoffMin: f.backoffMin, BackoffMax: f.backoffMax, Logger: log,
 	})
@@ -280,7 +285,7 @@ skipped; nothing that exists is deleted because of them.`,
 			}
 			rep := rec.Pass(cmd.Context(), true)
 			printSummary(cmd.OutOrStdout(), cmd.ErrOrStderr(), rep)
-			if rep.Failed() > 0 || len(rep.Problems) > 0 {
+			if rep.Failed() > 0 || len(rep.Problems) > 0 || (rep.Apply != nil && len(rep.Apply.Errors) > 0) {
 				return &exitError{code: 1}
 			}
 			return nil

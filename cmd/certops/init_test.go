@@ -82,7 +82,7 @@ func TestReconcileThenExportMatchesSopsCLI(t *testing.T) {
 	gitRun(work, "commit", "-qm", "Request certificates")
 	gitRun(tmp, "clone", "-q", "--bare", work, "remote.git")
 	remote := "file://" + filepath.Join(tmp, "remote.git")
-	out, errOut, code := run(t, "reconcile", "--repo", remote, "--age-identity", id, "--state-dir", filepath.Join(tmp, "state"), "--log-level", "error")
+	out, errOut, code := run(t, "reconcile", "--repo", remote, "--age-identity", id, "--state-dir", filepath.Join(tmp, "state"), "--log-level", "error", "--apply=false")
 	if code != 0 || !strings.Contains(out, "issued=4 failed=0") {
 		t.Fatalf("reconcile: exit %d\n%s%s", code, out, errOut)
 	}
@@ -117,7 +117,7 @@ func TestReconcileThenExportMatchesSopsCLI(t *testing.T) {
 		t.Errorf("tls.key: %v, mode %v; want 0600", err, fi.Mode().Perm())
 	}
 	// A second reconcile makes no commit.
-	out, _, code = run(t, "reconcile", "--repo", remote, "--age-identity", id, "--state-dir", filepath.Join(tmp, "state"), "--log-level", "error")
+	out, _, code = run(t, "reconcile", "--repo", remote, "--age-identity", id, "--state-dir", filepath.Join(tmp, "state"), "--log-level", "error", "--apply=false")
 	if code != 0 || !strings.Contains(out, "pushed= issued=0") {
 		t.Errorf("second reconcile: exit %d, %s", code, out)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"maps"
 	"slices"
 
@@ -53,6 +52,3 @@ func newExec(_ context.Context, iss *spec.Issuer, _ reconciler.IssuerEnv) (issue
 	}
 	return issuerexec.New(cfg)
 }
-
-// newApplier returns the cluster step, or nil when none is built in.
-func newApplier(_ *slog.Logger) reconciler.Applier { return nil }
