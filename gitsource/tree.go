@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"path"
@@ -229,9 +230,16 @@ func (b *treeBuilder) flush() error {
 		if err != nil {
 			return err
 		}
+		// The encoder writes each object header and body separately; the
+		// buffer turns tens of thousands of small writes into a few large.
+		bw := bufio.NewWriterSize(w, 1<<20)
 		// No delta search: the objects are mostly unrelated blobs, and the
 		// search costs far more than it saves here.
-		if _, err := packfile.NewEncoder(w, mem, false).Encode(b.order, 0); err != nil {
+		if _, err := packfile.NewEncoder(bw, mem, false).Encode(b.order, 0); err != nil {
+			w.Close()
+			return err
+		}
+		if err := bw.Flush(); err != nil {
 			w.Close()
 			return err
 		}
