@@ -37,6 +37,7 @@ without issuing again.`,
 		newStatusCommand(),
 		newInitCommand(),
 		newExportCommand(),
+		newRenewCommand(),
 		newVersionCommand(),
 	)
 	return root
