@@ -135,7 +135,9 @@ func (f *Fleet) Apply(ctx context.Context, p Pass) FleetReport {
 	for _, c := range f.clusters {
 		st := f.state[c.Name()]
 		if st != nil && now.Before(st.retryAt) {
+			mu.Lock()
 			out.Clusters[c.Name()] = ClusterOutcome{Deferred: true, Err: st.lastErr, RetryAt: st.retryAt}
+			mu.Unlock()
 			continue
 		}
 		wg.Go(func() {
