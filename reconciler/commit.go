@@ -1,6 +1,8 @@
 package reconciler
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
@@ -73,6 +75,14 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 			lines = append(lines, "- store "+path)
 		}
 	}
+	rekeyed := p.rekey(outDir, files)
+	for path, enc := range rekeyed {
+		files[path] = enc
+	}
+	if len(rekeyed) > 0 {
+		lines = append(lines, fmt.Sprintf("- re-encrypt %d file(s) to the recipients .sops.yaml names now", len(rekeyed)))
+		counts["rekey"] = len(rekeyed)
+	}
 	var remove []string
 	for _, e := range removals {
 		remove = append(remove, e.File)
@@ -92,7 +102,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		return nil
 	}
 	var parts []string
-	for _, a := range []string{"issue", "reissue", "renew", "remove"} {
+	for _, a := range []string{"issue", "reissue", "renew", "remove", "rekey"} {
 		if counts[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", a, counts[a]))
 		}
@@ -119,6 +129,54 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	p.rep.Pushed = hash
 	r.log.Info("pushed", "commit", short(hash))
 	return nil
+}
+
+// rekey re-encrypts every owned file not rewritten in this pass when the
+// repository's .sops.yaml files changed since the last check (and at the
+// first pass). It is all or nothing; a failure is logged and leaves every
+// file as it is.
+func (p *pass) rekey(outDir string, written map[string][]byte) map[string][]byte {
+	rk, ok := p.r.o.Crypter.(Rekeyer)
+	if !ok {
+		return nil
+	}
+	h := sha256.New()
+	_ = fs.WalkDir(p.fsys, ".", func(f string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && path.Base(f) == ".sops.yaml" {
+			b, _ := fs.ReadFile(p.fsys, f)
+			fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+			h.Write(b)
+		}
+		return nil
+	})
+	sum := hex.EncodeToString(h.Sum(nil))
+	p.r.mu.Lock()
+	same := p.r.rulesSum == sum
+	p.r.mu.Unlock()
+	if same {
+		return nil
+	}
+	files := map[string][]byte{}
+	_ = fs.WalkDir(p.fsys, outDir, func(f string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (isSecretFile(outDir, f) || strings.Contains(f, "/.")) && strings.HasSuffix(f, ".yaml") && written[f] == nil {
+			if b, err := fs.ReadFile(p.fsys, f); err == nil {
+				files[f] = b
+			}
+		}
+		return nil
+	})
+	out, err := rk.Rekey(p.ctx, p.fsys, files)
+	if err != nil {
+		p.r.log.Error("re-keying refused; files left as they are", "error", err)
+		return nil
+	}
+	p.r.mu.Lock()
+	p.r.rulesSum = sum
+	p.r.mu.Unlock()
+	if len(out) > 0 {
+		p.r.log.Info("re-encrypting to the current recipients", "files", len(out))
+	}
+	return out
 }
 
 func actionWord(reason spec.Reason) string {

@@ -44,6 +44,7 @@ type harness struct {
 	identity *age.X25519Identity
 	stateDir string
 	cacheDir string
+	trusted  []string // more recipients the daemon trusts
 }
 
 func newHarness(t *testing.T) *harness {
@@ -72,7 +73,7 @@ func (h *harness) reconciler() *reconciler.Reconciler {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	trust, err := sops.NewTrust([]string{h.identity.Recipient().String()}, nil)
+	trust, err := sops.NewTrust(append([]string{h.identity.Recipient().String()}, h.trusted...), nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -283,5 +284,47 @@ func copyDir(t *testing.T, src, dst string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRekeyWhenRecipientsChange: a .sops.yaml that adds a trusted recipient
+// re-encrypts every owned file in one commit; one that adds an untrusted
+// recipient changes nothing.
+func TestRekeyWhenRecipientsChange(t *testing.T) {
+	h := newHarness(t)
+	second, _ := age.GenerateX25519Identity()
+	stranger, _ := age.GenerateX25519Identity()
+	h.trusted = []string{second.Recipient().String()}
+	rec := h.reconciler()
+	h.pass(rec, false)
+
+	rule := func(recipients ...string) string {
+		return "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + strings.Join(recipients, ",") + "\n"
+	}
+	h.git.SeedFiles(t, "repo.git", "main", map[string]string{".sops.yaml": rule(h.identity.Recipient().String(), second.Recipient().String())})
+	rep := h.pass(rec, false)
+	if rep.Pushed == "" {
+		t.Fatal("no commit after the recipients changed")
+	}
+	if msg := h.git.Run(t, h.git.Dir("repo.git"), "log", "-1", "--format=%s", "main"); !strings.Contains(msg, "rekey 4") {
+		t.Errorf("commit subject %q, want a rekey of 4 files", msg)
+	}
+	work := h.git.Clone(t, "repo.git", "main")
+	groups, _, err := sops.FileRecipients([]byte(readFile(t, filepath.Join(work, "secrets/web/web-tls.yaml"))))
+	if err != nil || len(groups) != 1 || len(groups[0]) != 2 {
+		t.Fatalf("recipients after rekey: %v, %v; want one group of 2", groups, err)
+	}
+	// The second recipient can now decrypt.
+	keyFile := filepath.Join(t.TempDir(), "second.key")
+	writeFile(t, keyFile, second.String()+"\n")
+	if !strings.Contains(sopsDecrypt(t, keyFile, filepath.Join(work, "secrets/web/web-tls.yaml")), "tls.key") {
+		t.Error("the new recipient cannot decrypt")
+	}
+
+	// A recipient outside the trusted set: nothing is re-encrypted.
+	head := h.git.SeedFiles(t, "repo.git", "main", map[string]string{".sops.yaml": rule(h.identity.Recipient().String(), stranger.Recipient().String())})
+	rep = rec.Pass(context.Background(), false)
+	if rep.Pushed != "" || h.git.Head(t, "repo.git", "main") != head {
+		t.Errorf("an untrusted recipient in .sops.yaml led to commit %q", rep.Pushed)
 	}
 }

@@ -39,6 +39,13 @@ type Crypter interface {
 	Decrypt(file string, ciphertext []byte) ([]byte, error)
 }
 
+// Rekeyer is the optional capability of a Crypter to re-encrypt files to
+// the recipients their rules name now (sops.Codec implements it). It
+// returns only the files that changed, all or nothing.
+type Rekeyer interface {
+	Rekey(ctx context.Context, repo fs.FS, files map[string][]byte) (map[string][]byte, error)
+}
+
 // IssuerEnv is what a backend factory may use besides the issuer's spec.
 type IssuerEnv struct {
 	// CA is the decrypted CA keypair of a ca issuer (nil for others).
@@ -119,6 +126,7 @@ type Reconciler struct {
 	last     *Report
 	nextDue  time.Time
 	seenHead string
+	rulesSum string                   // hash of the .sops.yaml files at the last re-key check
 	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
 }
 

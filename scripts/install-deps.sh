@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use: git (the test git
 # server and the CLI that checks signatures), BIND 9 (DNS-01 over RFC 2136),
-# openssl (chain checks and the exec issuer's test CA) and age (the CLI
+# openssl (chain checks and the exec issuer's test CA), age and gnupg (the CLI
 # cross-check). Safe to run again; does nothing when all are present.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ command -v tsig-keygen >/dev/null || [ -x /usr/sbin/tsig-keygen ] || need+=(bind
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v age >/dev/null || need+=(age)
+command -v gpg >/dev/null || need+=(gnupg)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all present"

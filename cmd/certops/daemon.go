@@ -149,11 +149,11 @@ func (f *daemonFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format: expected text or json, got %q", f.logFormat)
 }
 
-// build opens the repository, the codec and the reconciler.
-func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.Reconciler, *gitsource.Repo, error) {
+// codec builds the SOPS codec from the identities and the pinned set.
+func (f *daemonFlags) codec(log *slog.Logger) (*sops.Codec, error) {
 	ids, err := f.identities()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	trusted := f.trustedRecipients
 	if len(trusted) == 0 {
@@ -161,9 +161,22 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	}
 	trust, err := sops.NewTrust(trusted, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("trusted recipients: %w", err)
+		return nil, fmt.Errorf("trusted recipients: %w", err)
 	}
-	codec, err := sops.New(sops.Options{Trust: trust, Identities: ids, Logger: log})
+	return sops.New(sops.Options{Trust: trust, Identities: ids, Logger: log})
+}
+
+// gitOptions are the repository options from the flags (signing and
+// verification keys are added by build).
+func (f *daemonFlags) gitOptions(log *slog.Logger) gitsource.Options {
+	return gitsource.Options{URL: f.repo, Branch: f.branch, PushBranch: f.pushBranch, AuthDir: f.authDir,
+		CacheDir: filepath.Join(f.stateDir, "git"), Logger: log,
+		Author: gitsource.Identity{Name: "certops", Email: "certops@localhost"}}
+}
+
+// build opens the repository, the codec and the reconciler.
+func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.Reconciler, *gitsource.Repo, error) {
+	codec, err := f.codec(log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,9 +192,7 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 		}
 		policy = p
 	}
-	gopts := gitsource.Options{URL: f.repo, Branch: f.branch, PushBranch: f.pushBranch, AuthDir: f.authDir,
-		CacheDir: filepath.Join(f.stateDir, "git"), Logger: log,
-		Author: gitsource.Identity{Name: "certops", Email: "certops@localhost"}}
+	gopts := f.gitOptions(log)
 	if f.signingKey != "" {
 		if gopts.Signer, err = loadSigner(f.signingKey, f.signingPassphrase); err != nil {
 			return nil, nil, err

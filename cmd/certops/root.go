@@ -38,6 +38,7 @@ without issuing again.`,
 		newInitCommand(),
 		newExportCommand(),
 		newRenewCommand(),
+		newRekeyCommand(),
 		newVersionCommand(),
 	)
 	return root
