@@ -120,9 +120,13 @@ func (r *Repo) wrap(op string, err error) error {
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		e.ctx = context.DeadlineExceeded
 	}
-	e.msg = r.secrets.scrub(err.Error())
-	if e.Kind != nil && e.msg == e.Kind.Error() {
-		e.msg = ""
+	e.msg = strings.TrimPrefix(r.secrets.scrub(err.Error()), "gitsource: ")
+	if e.Kind != nil {
+		// The kind is printed once, before the cause.
+		e.msg = strings.Replace(e.msg, e.Kind.Error()+": ", "", 1)
+		if e.msg == e.Kind.Error() {
+			e.msg = ""
+		}
 	}
 	return e
 }
