@@ -215,6 +215,27 @@ func (p *pass) backend(ctx context.Context, iss *spec.Issuer) (issuer.Issuer, er
 	if iss == nil {
 		return nil, issuer.Permanent(errors.New("issuer not found"))
 	}
+	// One backend per issuer per pass: a ca issuer decrypts its keypair
+	// once, not once per certificate.
+	p.backendsMu.Lock()
+	defer p.backendsMu.Unlock()
+	if b, ok := p.backends[iss.Metadata.Name]; ok {
+		return b.iss, b.err
+	}
+	b, err := p.buildBackend(ctx, iss)
+	if p.backends == nil {
+		p.backends = map[string]backendResult{}
+	}
+	p.backends[iss.Metadata.Name] = backendResult{b, err}
+	return b, err
+}
+
+type backendResult struct {
+	iss issuer.Issuer
+	err error
+}
+
+func (p *pass) buildBackend(ctx context.Context, iss *spec.Issuer) (issuer.Issuer, error) {
 	typ := iss.Spec.Type()
 	factory := p.r.o.Issuers[typ]
 	if factory == nil {

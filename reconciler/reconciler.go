@@ -311,6 +311,9 @@ type pass struct {
 	mu       sync.Mutex
 	issued   map[string]*issued // by certificate key, this pass
 	writes   map[string][]byte  // extra plaintext Secret files from backends
+
+	backendsMu sync.Mutex
+	backends   map[string]backendResult // by issuer name, this pass
 }
 
 func (p *pass) run() error {

@@ -1,0 +1,276 @@
+// Command scale measures certops at N certificates against the crypto floor
+// measured in the same run, and prints one table (also written as JSON).
+//
+// It uses the real parts: a bare Git repository served through the git CLI
+// (file://), the SOPS codec with an age recipient, the private CA issuer
+// with ECDSA P-256 keys, and the reconciler as the daemon runs it. Phases:
+// initial issuance from an empty repository (issue + encrypt + commit +
+// push), a no-op pass after an unrelated commit, an idle poll, and the
+// renewal of 10% of the certificates. Peak RSS is the process' high-water
+// mark (VmHWM) after each phase.
+//
+//	go run ./e2e/scale -n 1000,10000 -json bench.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"testing/fstest"
+
+	"filippo.io/age"
+
+	"certops.dev/certops/gitsource"
+	"certops.dev/certops/reconciler"
+	"certops.dev/certops/reconciler/issuer"
+	"certops.dev/certops/reconciler/issuer/ca"
+	"certops.dev/certops/reconciler/issuer/selfsigned"
+	"certops.dev/certops/sops"
+	"certops.dev/certops/spec"
+)
+
+type row struct {
+	N          int     `json:"n"`
+	Phase      string  `json:"phase"`
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"certificatesPerSecond,omitempty"`
+	PeakRSSMiB float64 `json:"peakRSSMiB"`
+	VsFloor    float64 `json:"ratioToAllCoresFloor,omitempty"`
+}
+
+func main() {
+	ns := flag.String("n", "1000,10000", "comma-separated certificate counts")
+	jsonOut := flag.String("json", "", "also write the table as JSON to this file")
+	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
+	flag.Parse()
+	log.SetFlags(0)
+
+	id, err := age.GenerateX25519Identity()
+	check(err)
+	codec := newCodec(id)
+	root := newRoot()
+
+	floor1 := floor(codec, id.Recipient().String(), root, *floorN, 1)
+	floorAll := floor(codec, id.Recipient().String(), root, *floorN, runtime.GOMAXPROCS(0))
+	rows := []row{
+		{Phase: "crypto floor, 1 core", Seconds: 1 / floor1, PerSecond: floor1, PeakRSSMiB: peakRSS()},
+		{Phase: fmt.Sprintf("crypto floor, %d cores", runtime.GOMAXPROCS(0)), Seconds: 1 / floorAll, PerSecond: floorAll, PeakRSSMiB: peakRSS()},
+	}
+	for _, s := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		check(err)
+		rows = append(rows, run(n, id, codec, floorAll)...)
+	}
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "N\tPHASE\tWALL s\tCERTS/s\tPEAK RSS MiB\tvs FLOOR\t")
+	for _, r := range rows {
+		n, ratio := "-", "-"
+		if r.N > 0 {
+			n = strconv.Itoa(r.N)
+		}
+		if r.VsFloor > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.VsFloor)
+		}
+		per := "-"
+		if r.PerSecond > 0 {
+			per = fmt.Sprintf("%.0f", r.PerSecond)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%.0f\t%s\t\n", n, r.Phase, r.Seconds, per, r.PeakRSSMiB, ratio)
+	}
+	check(tw.Flush())
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rows, "", "  ")
+		check(os.WriteFile(*jsonOut, b, 0o644))
+	}
+}
+
+func newCodec(id *age.X25519Identity) *sops.Codec {
+	trust, err := sops.NewTrust([]string{id.Recipient().String()}, nil)
+	check(err)
+	c, err := sops.New(sops.Options{Trust: trust, Identities: sops.Identities{id}})
+	check(err)
+	return c
+}
+
+// newRoot makes a CA for the floor measurement.
+func newRoot() *ca.Issuer {
+	key, _, err := issuer.GenerateKey(issuer.KeySpec{Algorithm: "ECDSA"})
+	check(err)
+	ss, err := selfsigned.New(selfsigned.NewDefaultConfig())
+	check(err)
+	req, err := issuer.Template{CommonName: "scale root", IsCA: true, Usages: []string{"cert sign"}}.NewRequest("root", key, 10*365*24*time.Hour, nil)
+	check(err)
+	res, err := ss.SignSelf(context.Background(), req, key)
+	check(err)
+	cfg := ca.NewDefaultConfig()
+	cfg.Certificate, cfg.Key = res.Leaf(), key
+	iss, err := ca.New(cfg)
+	check(err)
+	return iss
+}
+
+// floor measures key generation + CSR + CA signature + PEM + SOPS
+// encryption of the Secret, per certificate, on `workers` goroutines, and
+// returns certificates per second.
+func floor(codec *sops.Codec, recipient string, root *ca.Issuer, n, workers int) float64 {
+	repo := fstest.MapFS{".sops.yaml": {Data: []byte("creation_rules:\n  - encrypted_regex: ^(data|stringData)$\n    age: " + recipient + "\n")}}
+	start := time.Now()
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				key, keyPEM, err := issuer.GenerateKey(issuer.KeySpec{Algorithm: "ECDSA"})
+				check(err)
+				req, err := issuer.Template{DNSNames: []string{fmt.Sprintf("c%d.example.com", i)}}.NewRequest("c", key, 90*24*time.Hour, nil)
+				check(err)
+				res, err := root.Sign(context.Background(), req)
+				check(err)
+				manifest := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: c%d\n  namespace: default\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: %q\n  tls.key: %q\n", i, res.ChainPEM, keyPEM)
+				_, err = codec.Encrypt(repo, fmt.Sprintf("secrets/default/c%d.yaml", i), []byte(manifest))
+				check(err)
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// run measures the reconciler phases at n certificates.
+func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []row {
+	dir, err := os.MkdirTemp("", "certops-scale-")
+	check(err)
+	defer os.RemoveAll(dir)
+	work := filepath.Join(dir, "work")
+	check(os.MkdirAll(filepath.Join(work, "certificates"), 0o755))
+	write := func(p, s string) {
+		check(os.MkdirAll(filepath.Dir(p), 0o755))
+		check(os.WriteFile(p, []byte(s), 0o644))
+	}
+	write(filepath.Join(work, ".sops.yaml"), "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: "+id.Recipient().String()+"\n")
+	write(filepath.Join(work, "issuers/root.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: root}\nspec: {selfSigned: {}}\n")
+	write(filepath.Join(work, "issuers/ca.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: ca}\nspec: {ca: {secretName: root-ca}}\n")
+	write(filepath.Join(work, "certificates/root-ca.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: root-ca}\nspec: {isCA: true, commonName: root, duration: 87600h, privateKey: {algorithm: ECDSA}, issuerRef: {name: root}, targets: []}\n")
+	const perFile = 100 // several documents per file, as teams group them
+	for f := 0; f*perFile < n; f++ {
+		var b strings.Builder
+		for i := f * perFile; i < min(n, (f+1)*perFile); i++ {
+			fmt.Fprintf(&b, "---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: c%d}\nspec: {dnsNames: [c%d.example.com], privateKey: {algorithm: ECDSA}, issuerRef: {name: ca}}\n", i, i)
+		}
+		write(filepath.Join(work, fmt.Sprintf("certificates/team-%03d.yaml", f)), b.String())
+	}
+	gitRun(work, "init", "-q", "-b", "main")
+	gitRun(work, "add", "-A")
+	gitRun(work, "commit", "-qm", "specs")
+	gitRun(dir, "clone", "-q", "--bare", work, "remote.git")
+
+	repo, err := gitsource.Open(context.Background(), gitsource.Options{URL: "file://" + filepath.Join(dir, "remote.git"),
+		CacheDir: filepath.Join(dir, "cache"), Author: gitsource.Identity{Name: "certops", Email: "certops@localhost"}})
+	check(err)
+	rec, err := reconciler.New(reconciler.Options{Source: repo, Crypter: codec, StateDir: filepath.Join(dir, "state"),
+		Issuers: map[string]reconciler.IssuerFactory{
+			"selfSigned": func(context.Context, *spec.Issuer, reconciler.IssuerEnv) (issuer.Issuer, error) {
+				return selfsigned.New(selfsigned.NewDefaultConfig())
+			},
+			"ca": func(_ context.Context, _ *spec.Issuer, env reconciler.IssuerEnv) (issuer.Issuer, error) {
+				cfg := ca.NewDefaultConfig()
+				cfg.Certificate, cfg.Chain, cfg.Key = env.CA.Chain[0], env.CA.Chain[1:], env.CA.Key
+				return ca.New(cfg)
+			},
+		}})
+	check(err)
+	var rows []row
+	phase := func(name string, force bool, certs int, mod func()) {
+		if mod != nil {
+			mod()
+		}
+		start := time.Now()
+		rep := rec.Pass(context.Background(), force)
+		secs := time.Since(start).Seconds()
+		if rep.Error != "" || rep.Failed() > 0 {
+			for _, c := range rep.Results {
+				if c.Error != "" {
+					log.Fatalf("%s at %d: %s (%d failed), e.g. %s: %s", name, n, rep.Error, rep.Failed(), c.Name, c.Error)
+				}
+			}
+			log.Fatalf("%s at %d: %s", name, n, rep.Error)
+		}
+		r := row{N: n, Phase: name, Seconds: secs, PeakRSSMiB: peakRSS()}
+		if certs > 0 {
+			r.PerSecond = float64(certs) / secs
+			r.VsFloor = floorAll / r.PerSecond
+		}
+		rows = append(rows, r)
+		log.Printf("► %d %s: %.2fs", n, name, secs)
+	}
+	phase("initial issuance (issue+encrypt+commit+push)", true, n+1, nil)
+	phase("no-op pass after an unrelated commit", false, 0, func() {
+		gitRun(work, "pull", "-q", filepath.Join(dir, "remote.git"), "main")
+		write(filepath.Join(work, "README.md"), "certificates\n")
+		gitRun(work, "add", "-A")
+		gitRun(work, "commit", "-qm", "docs")
+		gitRun(work, "push", "-q", filepath.Join(dir, "remote.git"), "HEAD:main")
+	})
+	phase("idle poll", false, 0, nil)
+	renewN := n / 10
+	phase("renewal of 10%", false, renewN, func() {
+		for f := 0; f*perFile < renewN; f++ {
+			p := filepath.Join(work, fmt.Sprintf("certificates/team-%03d.yaml", f))
+			b, err := os.ReadFile(p)
+			check(err)
+			write(p, strings.ReplaceAll(string(b), "metadata: {name: ", "metadata: {annotations: {certops.dev/renew: \"1\"}, name: "))
+		}
+		gitRun(work, "add", "-A")
+		gitRun(work, "commit", "-qm", "renew 10%")
+		gitRun(work, "push", "-q", filepath.Join(dir, "remote.git"), "HEAD:main")
+	})
+	return rows
+}
+
+func gitRun(dir string, args ...string) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=bench",
+		"GIT_AUTHOR_EMAIL=bench@example.com", "GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@example.com")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+// peakRSS is the process' resident high-water mark in MiB.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
