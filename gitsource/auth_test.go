@@ -1,10 +1,13 @@
 package gitsource_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -96,7 +99,16 @@ func TestAuthModes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := open(t, gitsource.Options{URL: tc.url, Branch: tc.branch, AuthDir: writeAuthDir(t, tc.auth)})
+			var logs lockedBuffer
+			r := open(t, gitsource.Options{URL: tc.url, Branch: tc.branch, AuthDir: writeAuthDir(t, tc.auth),
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			defer func() {
+				for _, secret := range []string{password, token, encrypted.passphrase} {
+					if strings.Contains(logs.String(), secret) {
+						t.Errorf("log holds a secret:\n%s", logs.String())
+					}
+				}
+			}()
 			if strings.Contains(r.URL(), password) {
 				t.Errorf("URL() = %q holds the password", r.URL())
 			}
@@ -134,6 +146,7 @@ func TestAuthModes(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Sync succeeded, want an error")
 			}
+			t.Logf("Sync error: %v", err)
 			if tc.wantKind != nil && !errors.Is(err, tc.wantKind) {
 				t.Errorf("Sync error %q is not %v", err, tc.wantKind)
 			}
@@ -145,6 +158,23 @@ func TestAuthModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func hostPort(sshURL string) string {

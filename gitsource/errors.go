@@ -123,7 +123,7 @@ func (r *Repo) wrap(op string, err error) error {
 	e.msg = strings.TrimPrefix(r.secrets.scrub(err.Error()), "gitsource: ")
 	if e.Kind != nil {
 		// The kind is printed once, before the cause.
-		e.msg = strings.Replace(e.msg, e.Kind.Error()+": ", "", 1)
+		e.msg = strings.TrimRight(strings.Replace(e.msg, e.Kind.Error()+": ", "", 1), ": ")
 		if e.msg == e.Kind.Error() {
 			e.msg = ""
 		}
