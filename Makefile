@@ -3,6 +3,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 export CERTOPS_TOOLS_BIN ?= $(HOME)/.cache/certops/tools/bin
 FUZZTIME ?= 30s
+BENCH_N ?= 1000,10000
 
 .PHONY: all build test unit e2e lint fuzz bench demo tools deps schema clean
 
@@ -50,6 +51,7 @@ fuzz:
 ## bench: Go benchmarks of the hot paths (compare runs with benchstat)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	$(GO) run ./e2e/scale -n $(BENCH_N) -json bench.json
 
 ## schema: regenerate the JSON Schemas of the spec kinds
 schema:

@@ -108,7 +108,7 @@ func TestBackoffDoublesToCapAndResetsOnSpecChange(t *testing.T) {
 			retry := rep.Results[0].RetryAt
 			waits = append(waits, retry.Sub(start))
 			// Just before the retry time, a pass leaves the certificate alone.
-			time.Sleep(retry.Sub(time.Now()) - time.Minute)
+			time.Sleep(time.Until(retry) - time.Minute)
 			before := iss.calls
 			if rep := rec.Pass(ctx, true); iss.calls != before || !rep.Results[0].Waiting {
 				t.Fatalf("retried %s early", time.Minute)
@@ -130,7 +130,7 @@ func TestBackoffDoublesToCapAndResetsOnSpecChange(t *testing.T) {
 		if iss.calls != before+1 {
 			t.Fatalf("spec change: issuer called %d times, want 1", iss.calls-before)
 		}
-		if got := rep.Results[0].RetryAt.Sub(time.Now()); got != time.Hour {
+		if got := time.Until(rep.Results[0].RetryAt); got != time.Hour {
 			t.Errorf("after a spec change the backoff is %s, want 1h", got)
 		}
 

@@ -24,7 +24,7 @@ func (d *Duration) unmarshalScalar(s string) error {
 
 // MarshalJSON writes the duration as a Go duration string.
 func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(d.Duration.String())
+	return json.Marshal(d.String())
 }
 
 // UnmarshalJSON reads a Go duration string.

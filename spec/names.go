@@ -23,7 +23,7 @@ func ASCIIName(name string) (string, error) {
 	}
 	ascii, err := idnaProfile.ToASCII(rest)
 	if err != nil {
-		return "", fmt.Errorf("not a valid internationalized name: %v", err)
+		return "", fmt.Errorf("not a valid internationalized name: %w", err)
 	}
 	if wild {
 		return "*." + ascii, nil
@@ -46,7 +46,7 @@ func checkDNSName(name string) error {
 		if r >= 0x80 {
 			var err error
 			if ascii, err = ASCIIName(name); err != nil {
-				return fmt.Errorf("%q: %v", name, err)
+				return fmt.Errorf("%q: %w", name, err)
 			}
 			break
 		}

@@ -174,7 +174,7 @@ func pathMatchErr(pattern string) (bool, error) {
 			continue
 		}
 		if _, err := path.Match(seg, ""); err != nil {
-			return false, fmt.Errorf("bad path pattern %q: %v", pattern, err)
+			return false, fmt.Errorf("bad path pattern %q: %w", pattern, err)
 		}
 	}
 	return true, nil
@@ -549,10 +549,10 @@ func parseWindow(w RenewalWindow) (parsedWindow, error) {
 	}
 	var err error
 	if p.start, err = parseClock(w.Start); err != nil {
-		return p, fmt.Errorf("start: %v", err)
+		return p, fmt.Errorf("start: %w", err)
 	}
 	if p.end, err = parseClock(w.End); err != nil {
-		return p, fmt.Errorf("end: %v", err)
+		return p, fmt.Errorf("end: %w", err)
 	}
 	if p.end <= p.start {
 		return p, fmt.Errorf("end %s is not after start %s: the window is empty", w.End, w.Start)

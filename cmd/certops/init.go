@@ -82,7 +82,7 @@ existing identity file is reused, never overwritten.`,
 			if err != nil {
 				return err
 			}
-			var src fs.FS = examples.Quickstart()
+			src := examples.Quickstart()
 			if from != "" {
 				src = os.DirFS(from)
 			}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -157,7 +159,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
-			<-srvDone
+			if err := <-srvDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("status server: %w", err)
+			}
 			return nil
 		case why := <-trigger:
 			log.Info("pass triggered", "by", why)
@@ -234,7 +238,7 @@ func newMetrics() *metrics {
 			Help: "Problems found in the repository's specs at the last pass."}),
 	}
 	m.registry.MustRegister(caRequests, m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
