@@ -290,10 +290,11 @@ skipped; nothing that exists is deleted because of them.`,
 			if err != nil {
 				return err
 			}
-			rec, _, err := f.build(cmd.Context(), log)
+			rec, repo, err := f.build(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
+			defer repo.Close()
 			rep := rec.Pass(cmd.Context(), true)
 			printSummary(cmd.OutOrStdout(), cmd.ErrOrStderr(), rep)
 			if rep.Failed() > 0 || len(rep.Problems) > 0 || (rep.Apply != nil && len(rep.Apply.Errors) > 0) {

@@ -41,6 +41,7 @@ written. The daemon does the same on its own whenever .sops.yaml changes.`,
 			if err != nil {
 				return err
 			}
+			defer repo.Close()
 			head, err := repo.Sync(cmd.Context())
 			if err != nil {
 				return err

@@ -66,10 +66,11 @@ It serves on --listen:
 				secret = []byte(strings.TrimSpace(string(secret)))
 			}
 			ctx := cmd.Context()
-			rec, _, err := f.build(ctx, log)
+			rec, repo, err := f.build(ctx, log)
 			if err != nil {
 				return err
 			}
+			defer repo.Close()
 			return runDaemon(ctx, log, rec, f.interval, f.listen, secret)
 		},
 	}
