@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"certops.dev/certops/e2e/peer"
+	"certops.dev/certops/e2e/peer/kubepeer"
 )
 
 // buildCertops builds the binary under test.
@@ -65,7 +66,7 @@ type world struct {
 	git      *peer.Git
 	bind     *peer.BIND
 	pebble   *peer.Pebble
-	kubes    [2]*peer.Kube
+	kubes    [2]*kubepeer.Kube
 	clients  [2]kubernetes.Interface
 	identity *age.X25519Identity
 	keyFile  string
@@ -127,7 +128,7 @@ func TestWholePath(t *testing.T) {
 	w.bind = peer.StartBIND(t, "example.test")
 	w.pebble = peer.StartPebble(t, peer.PebbleOptions{DNSServer: w.bind.Addr})
 	for i := range w.kubes {
-		w.kubes[i] = peer.StartKube(t)
+		w.kubes[i] = kubepeer.StartKube(t)
 		c, err := kubernetes.NewForConfig(w.kubes[i].Config)
 		if err != nil {
 			t.Fatal(err)

@@ -25,19 +25,19 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
-	"certops.dev/certops/e2e/peer"
+	"certops.dev/certops/e2e/peer/kubepeer"
 	"certops.dev/certops/reconciler/kube"
 )
 
 // testCluster is a real apiserver plus an admin client to inspect it.
 type testCluster struct {
-	*peer.Kube
+	*kubepeer.Kube
 	admin kubernetes.Interface
 }
 
 func startCluster(t testing.TB) testCluster {
 	t.Helper()
-	k := peer.StartKube(t)
+	k := kubepeer.StartKube(t)
 	admin, err := kubernetes.NewForConfig(k.Config)
 	if err != nil {
 		t.Fatal(err)

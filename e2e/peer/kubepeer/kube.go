@@ -1,8 +1,12 @@
-package peer
+// Package kubepeer starts a real kube-apiserver with etcd for tests, from
+// the binaries e2e/tools builds. It is apart from package peer so that only
+// the tests that need a cluster link client-go and envtest.
+package kubepeer
 
 import (
 	"bufio"
 	"bytes"
+	"certops.dev/certops/e2e/peer"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -77,8 +81,8 @@ func StartKube(t testing.TB, opts ...KubeOption) *Kube {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	apiserverPath := Bin(t, o.apiserver)
-	etcdPath := Bin(t, "etcd")
+	apiserverPath := peer.Bin(t, o.apiserver)
+	etcdPath := peer.Bin(t, "etcd")
 
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "audit-policy.yaml")
@@ -101,7 +105,7 @@ func StartKube(t testing.TB, opts ...KubeOption) *Kube {
 		Set("audit-log-mode", "blocking")
 	useExisting := false
 	k.env = &envtest.Environment{
-		BinaryAssetsDirectory: ToolsDir(),
+		BinaryAssetsDirectory: peer.ToolsDir(),
 		UseExistingCluster:    &useExisting,
 		ControlPlane: envtest.ControlPlane{
 			APIServer: api,
