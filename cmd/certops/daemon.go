@@ -18,6 +18,7 @@ import (
 
 	"certops.dev/certops/gitsource"
 	"certops.dev/certops/reconciler"
+	"certops.dev/certops/reconciler/issuer/acme"
 	"certops.dev/certops/sops"
 	"certops.dev/certops/spec"
 )
@@ -221,6 +222,7 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	if err != nil {
 		return nil, nil, err
 	}
+	acme.SetLibraryLogger(log)
 	var applier reconciler.Applier
 	if f.apply {
 		applier = newApplier(log)

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 
 	"certops.dev/certops/reconciler"
 	"certops.dev/certops/reconciler/issuer"
 	"certops.dev/certops/reconciler/issuer/ca"
 	issuerexec "certops.dev/certops/reconciler/issuer/exec"
 	"certops.dev/certops/reconciler/issuer/selfsigned"
+	"certops.dev/certops/reconciler/issuer/vault"
 	"certops.dev/certops/spec"
 )
 
@@ -21,6 +26,7 @@ func issuerFactories() map[string]reconciler.IssuerFactory {
 		"ca":         newCA,
 		"exec":       newExec,
 		"acme":       newACME,
+		"vault":      newVault,
 	}
 }
 
@@ -51,4 +57,45 @@ func newExec(_ context.Context, iss *spec.Issuer, _ reconciler.IssuerEnv) (issue
 		cfg.Env = append(cfg.Env, k+"="+iss.Spec.Exec.Env[k])
 	}
 	return issuerexec.New(cfg)
+}
+
+func newVault(_ context.Context, iss *spec.Issuer, _ reconciler.IssuerEnv) (issuer.Issuer, error) {
+	v := iss.Spec.Vault
+	cfg := vault.NewDefaultConfig()
+	cfg.Address, cfg.Path, cfg.Namespace = v.Server, v.Path, v.Namespace
+	if v.CABundle != "" {
+		pem, err := base64.StdEncoding.DecodeString(v.CABundle)
+		if err != nil {
+			return nil, issuer.Permanent(fmt.Errorf("spec.vault.caBundle is not base64: %w", err))
+		}
+		cfg.CABundle = pem
+	}
+	name := iss.Metadata.Name
+	cfg.OnRequest = func(method string, status int) {
+		caRequests.WithLabelValues(name, method, fmt.Sprint(status)).Inc()
+	}
+	switch a := v.Auth; {
+	case a.Token != nil:
+		tok, err := readCredential(a.Token.File, a.Token.Env)
+		if err != nil {
+			return nil, issuer.Permanent(fmt.Errorf("vault token: %w", err))
+		}
+		cfg.Token = tok
+	case a.AppRole != nil:
+		secret, err := readCredential(a.AppRole.SecretIDFile, a.AppRole.SecretIDEnv)
+		if err != nil {
+			return nil, issuer.Permanent(fmt.Errorf("vault AppRole secret ID: %w", err))
+		}
+		cfg.AppRole = &vault.AppRole{Mount: a.AppRole.Path, RoleID: a.AppRole.RoleID, SecretID: secret}
+	case a.Kubernetes != nil:
+		k := &vault.Kubernetes{Mount: strings.TrimPrefix(strings.TrimPrefix(a.Kubernetes.MountPath, "/v1/auth/"), "/"), Role: a.Kubernetes.Role}
+		if f := a.Kubernetes.TokenFile; f != "" {
+			k.JWT = func(context.Context) (string, error) {
+				b, err := os.ReadFile(f)
+				return strings.TrimSpace(string(b)), err
+			}
+		}
+		cfg.Kubernetes = k
+	}
+	return vault.New(cfg)
 }
