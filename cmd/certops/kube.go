@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,12 +113,22 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 				data[k] = v
 			}
 		}
+		// reconciler/kube sets certops' own labels itself, from CertName
+		// (a label value: the certificate's name).
+		labels := make(map[string]string, len(d.Labels))
+		for k, v := range d.Labels {
+			if k != spec.LabelManagedBy && k != spec.LabelCertificate {
+				labels[k] = v
+			}
+		}
+		_, certName, _ := strings.Cut(d.Cert, "/")
 		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.Desired{
 			Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type), Data: data,
-			Labels: d.Labels, Annotations: d.Annotations, CertName: d.Cert, TakeOver: d.Target.TakeOver})
+			Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver})
 	}
 	fr := fleet.Apply(ctx, pass)
 	for name, out := range fr.Clusters {
+		before := len(rep.Errors)
 		for _, r := range []kube.Report{out.Apply, out.Prune} {
 			rep.Applied += r.Count(kube.Created) + r.Count(kube.Updated) + r.Count(kube.Deleted)
 			rep.Unchanged += r.Count(kube.Unchanged)
@@ -128,7 +139,7 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 				}
 			}
 		}
-		if out.Err != nil {
+		if out.Err != nil && len(rep.Errors) == before { // else it repeats the results' errors
 			rep.Errors = append(rep.Errors, out.Err)
 		}
 	}

@@ -6,16 +6,23 @@ package kubepeer
 import (
 	"bufio"
 	"bytes"
-	"certops.dev/certops/e2e/peer"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"certops.dev/certops/e2e/peer"
 )
+
+// envtest logs through controller-runtime's global logger, which otherwise
+// prints a warning with a stack trace; the peer's own errors fail the test.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // Kube is a real kube-apiserver with its etcd, started through
 // controller-runtime's envtest from the binaries e2e/tools builds.
