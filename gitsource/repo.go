@@ -150,7 +150,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		}
 		_, dst, ok := strings.Cut(o.PushRefSpec, ":")
 		if !ok || !strings.HasPrefix(dst, "refs/") {
-			return nil, fmt.Errorf("gitsource: open %s: push refspec %q needs the form <src>:refs/...", redacted, o.PushRefSpec)
+			return nil, fmt.Errorf("gitsource: open %s: push refspec %q needs the form <src>:refs/<name>", redacted, o.PushRefSpec)
 		}
 		target = plumbing.ReferenceName(dst)
 	}
@@ -191,7 +191,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		repo, err = git.Init(storage, nil) // no work tree: a bare clone
 	}
 	if err != nil {
-		storage.Close()
+		_ = storage.Close()
 		return nil, fmt.Errorf("gitsource: open %s: cache %s: %w", redacted, gitDir, err)
 	}
 	r := &Repo{
@@ -210,7 +210,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	}
 	pending, err := r.pending()
 	if err != nil {
-		storage.Close()
+		_ = storage.Close()
 		return nil, r.wrap("open", err)
 	}
 	if len(pending) > 0 {
@@ -681,7 +681,7 @@ func (r *Repo) Push(ctx context.Context) error {
 			r.log.Info("pushed", "commit", head.String(), "ref", r.target.String(), "attempt", attempt)
 			return nil
 		}
-		if k := classify(err); k == ErrAuth || k == ErrHostKey || ctx.Err() != nil {
+		if k := classify(err); errors.Is(k, ErrAuth) || errors.Is(k, ErrHostKey) || ctx.Err() != nil {
 			return r.wrap("push", err)
 		}
 		// Did the remote move? If the target is still at (or behind) what

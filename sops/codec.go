@@ -507,7 +507,7 @@ func load(ciphertext []byte) (gosops.Tree, error) {
 		if errors.Is(err, gosops.MetadataNotFound) {
 			return gosops.Tree{}, ErrNotEncrypted
 		}
-		return gosops.Tree{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return gosops.Tree{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := checkVersion(tree.Metadata.Version); err != nil {
 		return gosops.Tree{}, err

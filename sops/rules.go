@@ -137,7 +137,7 @@ func (c *Codec) ruleFor(repo fs.FS, file string) (Rule, error) {
 	}
 	var cfg configFile
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return Rule{}, fmt.Errorf("%w: %s: %v", ErrConfig, cfgPath, err)
+		return Rule{}, fmt.Errorf("%w: %s: %w", ErrConfig, cfgPath, err)
 	}
 	rel := file
 	if d := path.Dir(cfgPath); d != "." {
@@ -147,7 +147,7 @@ func (c *Codec) ruleFor(repo fs.FS, file string) (Rule, error) {
 		if cr.PathRegex != "" {
 			re, err := regexp.Compile(cr.PathRegex)
 			if err != nil {
-				return Rule{}, fmt.Errorf("%w: %s creation_rules[%d].path_regex: %v", ErrConfig, cfgPath, i, err)
+				return Rule{}, fmt.Errorf("%w: %s creation_rules[%d].path_regex: %w", ErrConfig, cfgPath, i, err)
 			}
 			if !re.MatchString(rel) {
 				continue
@@ -254,7 +254,7 @@ func groupRecipients(g keyGroup, where string) ([]Recipient, error) {
 			}
 			r, err := ParseAgeRecipient(s)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", ErrConfig, where, err)
+				return nil, fmt.Errorf("%w: %s: %w", ErrConfig, where, err)
 			}
 			add(r)
 		}

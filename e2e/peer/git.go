@@ -498,7 +498,7 @@ func (g *Git) serveSSH(conn net.Conn, cfg *ssh.ServerConfig) {
 	if err != nil {
 		return
 	}
-	defer sconn.Close()
+	defer func() { _ = sconn.Close() }()
 	go ssh.DiscardRequests(reqs)
 	for nc := range chans {
 		if nc.ChannelType() != "session" {

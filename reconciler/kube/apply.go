@@ -365,7 +365,7 @@ func foreign(s *corev1.Secret) *ConflictError {
 		if !slices.Contains(others, mf.Manager) {
 			others = append(others, mf.Manager)
 		}
-		if mf.FieldsV1 != nil && ownsData(mf.FieldsV1.Raw) {
+		if mf.FieldsV1 != nil && ownsData(mf.FieldsV1.GetRawBytes()) {
 			dataOwners = true
 		}
 	}

@@ -245,7 +245,7 @@ func TestContentHash(t *testing.T) {
 func TestForeign(t *testing.T) {
 	labelled := map[string]string{LabelManagedBy: "certops"}
 	mf := func(manager, fields string) metav1.ManagedFieldsEntry {
-		return metav1.ManagedFieldsEntry{Manager: manager, FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+		return metav1.ManagedFieldsEntry{Manager: manager, FieldsV1: metav1.NewFieldsV1(fields)}
 	}
 	tests := []struct {
 		name   string

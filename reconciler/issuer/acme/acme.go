@@ -277,7 +277,7 @@ func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result,
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, issuer.Transient(fmt.Errorf("acme: %s: %w (%v)", req.Name, cerr, err))
+			return nil, issuer.Transient(fmt.Errorf("acme: %s: %w (%w)", req.Name, cerr, err))
 		}
 		return nil, classify(fmt.Errorf("acme: %s: %w", req.Name, err))
 	}
