@@ -39,6 +39,7 @@ without issuing again.`,
 		newExportCommand(),
 		newRenewCommand(),
 		newRekeyCommand(),
+		newIssuersCommand(),
 		newVersionCommand(),
 	)
 	return root
