@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/yaml"
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 // Annotations certops writes in clear text on every Secret it owns, in Git
@@ -158,15 +159,32 @@ func (o *Observed) Certificate() string { return o.Annotations[AnnotationCertifi
 // ReadObserved parses a Secret manifest (encrypted or not) far enough to read
 // its clear-text metadata. It decrypts nothing.
 func ReadObserved(file string, data []byte) (*Observed, error) {
+	// Decoded with yaml.v3 directly (not through JSON): planning reads
+	// every Secret file of the repository on every pass.
 	var m struct {
-		Kind     string     `json:"kind"`
-		Metadata ObjectMeta `json:"metadata"`
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Name        string            `yaml:"name"`
+			Namespace   string            `yaml:"namespace"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"metadata"`
 	}
 	if len(data) > 4*MaxFileSize {
 		return nil, fmt.Errorf("spec: %s: Secret file too large", file)
 	}
-	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("spec: %s: reading Secret metadata: %w", file, err)
+	// certops writes apiVersion, kind and metadata first: reading only up
+	// to the encrypted payload makes planning 10,000 files cheap. A file laid
+	// out otherwise is read whole.
+	if head := secretHead(data); head != nil {
+		if err := yamlv3.Unmarshal(head, &m); err != nil || m.Kind == "" || m.Metadata.Name == "" {
+			m.Kind, m.Metadata.Name = "", ""
+		}
+	}
+	if m.Kind == "" {
+		if err := yamlv3.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("spec: %s: reading Secret metadata: %w", file, err)
+		}
 	}
 	if m.Kind != "Secret" {
 		return nil, fmt.Errorf("spec: %s: expected kind Secret, got %q", file, m.Kind)
@@ -190,6 +208,24 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// secretHead returns data up to its first top-level data, stringData or
+// sops key, or nil when there is none.
+func secretHead(data []byte) []byte {
+	for off := 0; off < len(data); {
+		line := data[off:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		for _, k := range [][]byte{[]byte("data:"), []byte("stringData:"), []byte("sops:")} {
+			if bytes.HasPrefix(line, k) {
+				return data[:off]
+			}
+		}
+		off += len(line)
+	}
+	return nil
 }
 
 // ReadObservedDir reads every Secret file under dir in fsys, keyed by the

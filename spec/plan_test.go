@@ -224,6 +224,11 @@ sops:
   mac: ENC[AES256_GCM,data:xxx,type:str]
 `
 	orphan := strings.NewReplacer("default/web", "default/gone", "name: web", "name: gone").Replace(secret)
+	// A file laid out by another tool, payload first, is read whole.
+	reordered := "stringData:\n  tls.crt: x\n" + strings.Replace(secret, "stringData:\n  tls.crt: ENC[AES256_GCM,data:xxx,type:str]\n", "", 1)
+	if o, err := ReadObserved("r.yaml", []byte(reordered)); err != nil || o.Certificate() != "default/web" {
+		t.Fatalf("reordered file: %v, %+v", err, o)
+	}
 	fsys := fstest.MapFS{
 		"issuers/ca.yaml":           {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: ca}\nspec: {selfSigned: {}}\n")},
 		"certificates/c.yaml":       {Data: []byte(baseCert)},

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ func main() {
 	ns := flag.String("n", "1000,10000", "comma-separated certificate counts")
 	jsonOut := flag.String("json", "", "also write the table as JSON to this file")
 	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
+	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -201,9 +203,19 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []r
 		if mod != nil {
 			mod()
 		}
+		var prof *os.File
+		if profilePhase != "" && strings.HasPrefix(name, profilePhase) {
+			prof, err = os.Create(fmt.Sprintf("scale-%d.pprof", n))
+			check(err)
+			check(pprof.StartCPUProfile(prof))
+		}
 		start := time.Now()
 		rep := rec.Pass(context.Background(), force)
 		secs := time.Since(start).Seconds()
+		if prof != nil {
+			pprof.StopCPUProfile()
+			check(prof.Close())
+		}
 		if rep.Error != "" || rep.Failed() > 0 {
 			for _, c := range rep.Results {
 				if c.Error != "" {
@@ -243,6 +255,8 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []r
 	})
 	return rows
 }
+
+var profilePhase string
 
 func gitRun(dir string, args ...string) {
 	cmd := exec.Command("git", args...)
