@@ -38,12 +38,7 @@ A private key is never written to a terminal or to a folder others can read.`,
   certops export web/web > web-secret.yaml`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
-			if len(args) == 2 {
-				dir = args[1]
-			}
-			repo := spec.Load(os.DirFS(dir), spec.LoadOptions{})
-			c, err := findCertificate(repo, args[0])
+			dir, repo, c, err := certificateArg(args)
 			if err != nil {
 				return err
 			}
@@ -97,6 +92,18 @@ A private key is never written to a terminal or to a folder others can read.`,
 	cmd.Flags().StringVar(&outDir, "out-dir", "", "write tls.crt, ca.crt and tls.key (0600) into this folder (created 0700)")
 	cmd.Flags().BoolVar(&chain, "chain", false, "print only the certificate chain (PEM)")
 	return cmd
+}
+
+// certificateArg reads "NAME [PATH]": the checkout (default ".") and the
+// certificate NAME in it.
+func certificateArg(args []string) (string, *spec.Repository, *spec.Certificate, error) {
+	dir := "."
+	if len(args) == 2 {
+		dir = args[1]
+	}
+	repo := spec.Load(os.DirFS(dir), spec.LoadOptions{})
+	c, err := findCertificate(repo, args[0])
+	return dir, repo, c, err
 }
 
 func findCertificate(repo *spec.Repository, name string) (*spec.Certificate, error) {

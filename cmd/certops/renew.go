@@ -28,12 +28,7 @@ documents of the file are kept.`,
 		Example: `  certops renew web/web && git commit -am "Renew web/web after key exposure" && git push`,
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
-			if len(args) == 2 {
-				dir = args[1]
-			}
-			repo := spec.Load(os.DirFS(dir), spec.LoadOptions{})
-			c, err := findCertificate(repo, args[0])
+			dir, _, c, err := certificateArg(args)
 			if err != nil {
 				return err
 			}
