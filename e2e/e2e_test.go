@@ -236,7 +236,7 @@ spec:
 		t.Errorf("Pebble saw %d orders, want 1", ordersAfterFirst)
 	}
 	work := w.git.Clone(t, "repo.git", "main")
-	plain := sopsDecrypt(t, w.keyFile, filepath.Join(work, "secrets/web/web-tls.yaml"))
+	plain := peer.SopsDecrypt(t, w.keyFile, filepath.Join(work, "secrets/web/web-tls.yaml"))
 	if !strings.Contains(plain, "tls.key") {
 		t.Fatal("sops -d shows no tls.key")
 	}
@@ -375,17 +375,6 @@ spec:
 		}
 		return nil
 	})
-}
-
-func sopsDecrypt(t *testing.T, keyFile, file string) string {
-	t.Helper()
-	cmd := exec.Command(peer.Bin(t, "sops"), "--decrypt", file)
-	cmd.Env = append(os.Environ(), "SOPS_AGE_KEY_FILE="+keyFile, "SOPS_DISABLE_VERSION_CHECK=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("sops --decrypt %s: %v\n%s", file, err, out)
-	}
-	return string(out)
 }
 
 func opensslVerify(t *testing.T, caFile, chainFile string) {

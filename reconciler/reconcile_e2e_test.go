@@ -5,7 +5,6 @@ import (
 	"context"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -136,7 +135,7 @@ func TestReconcileQuickstartEndToEnd(t *testing.T) {
 	work := h.git.Clone(t, "repo.git", "main")
 	keyFile := filepath.Join(t.TempDir(), "age.key")
 	writeFile(t, keyFile, h.identity.String()+"\n")
-	plain := sopsDecrypt(t, keyFile, filepath.Join(work, "secrets/web/web-tls.yaml"))
+	plain := peer.SopsDecrypt(t, keyFile, filepath.Join(work, "secrets/web/web-tls.yaml"))
 	if !strings.Contains(plain, "tls.key") || !strings.Contains(plain, "BEGIN CERTIFICATE") {
 		t.Errorf("sops -d output lacks the keypair")
 	}
@@ -224,17 +223,6 @@ func scanForKeys(t *testing.T, dir string) {
 	}
 }
 
-func sopsDecrypt(t *testing.T, keyFile, file string) string {
-	t.Helper()
-	cmd := exec.Command(peer.Bin(t, "sops"), "--decrypt", file)
-	cmd.Env = append(os.Environ(), "SOPS_AGE_KEY_FILE="+keyFile, "SOPS_DISABLE_VERSION_CHECK=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("sops --decrypt %s: %v\n%s", file, err, out)
-	}
-	return string(out)
-}
-
 func equalMaps(a, b map[string]spec.Reason) bool {
 	if len(a) != len(b) {
 		return false
@@ -317,7 +305,7 @@ func TestRekeyWhenRecipientsChange(t *testing.T) {
 	// The second recipient can now decrypt.
 	keyFile := filepath.Join(t.TempDir(), "second.key")
 	writeFile(t, keyFile, second.String()+"\n")
-	if !strings.Contains(sopsDecrypt(t, keyFile, filepath.Join(work, "secrets/web/web-tls.yaml")), "tls.key") {
+	if !strings.Contains(peer.SopsDecrypt(t, keyFile, filepath.Join(work, "secrets/web/web-tls.yaml")), "tls.key") {
 		t.Error("the new recipient cannot decrypt")
 	}
 
