@@ -120,6 +120,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	if !changed {
 		return nil
 	}
+	crashPoint("after-commit")
 	r.log.Info("committed", "commit", short(hash), "files", len(files), "removed", len(remove))
 	if err := r.o.Source.Push(p.ctx); err != nil {
 		// The commit stays in the local clone and is pushed first next
@@ -127,6 +128,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		return fmt.Errorf("pushing %s: %w", short(hash), err)
 	}
 	p.rep.Pushed = hash
+	crashPoint("after-push")
 	r.log.Info("pushed", "commit", short(hash))
 	return nil
 }

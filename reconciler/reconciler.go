@@ -362,7 +362,9 @@ func (p *pass) run() error {
 	if len(due) > 0 {
 		r.log.Info("issuing", "certificates", len(due), "commit", short(p.commit))
 	}
+	crashPoint("before-issue")
 	results := p.issueAll(due, reasons)
+	crashPoint("after-issue")
 	p.rep.Results = append(p.rep.Results, results...)
 	slices.SortFunc(p.rep.Results, func(a, b CertResult) int { return strings.Compare(a.Name, b.Name) })
 
