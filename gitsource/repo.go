@@ -698,10 +698,17 @@ func (r *Repo) Push(ctx context.Context) error {
 			return newError("push", r.redacted, ErrNonFastForward,
 				fmt.Sprintf("%s moved on every attempt; gave up after %d", r.target, attempt))
 		}
-		r.log.Info("remote moved; re-applying on the new tip", "ref", r.target.String(), "commit", tip.String(), "attempt", attempt)
-		if _, err := r.fetch(ctx, r.target, refTarget); err != nil {
+		// Work on what the fetch brought, not on the tip ls-remote saw: the
+		// remote may have moved again in between, and a shallow fetch of the
+		// newer tip does not carry the older one.
+		fetched, err := r.fetch(ctx, r.target, refTarget)
+		if err != nil {
 			return r.wrap("push", err)
 		}
+		if !fetched.IsZero() {
+			tip = fetched
+		}
+		r.log.Info("remote moved; re-applying on the new tip", "ref", r.target.String(), "commit", tip.String(), "attempt", attempt)
 		if err := r.verify(tip); err != nil {
 			return r.wrap("verify", err)
 		}
