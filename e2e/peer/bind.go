@@ -99,22 +99,9 @@ zone "%[3]s" {
 		t.Fatalf("chown %s to nobody: %v", dir, err)
 	}
 
-	logf, err := os.Create(filepath.Join(t.TempDir(), "named.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	logPath := filepath.Join(t.TempDir(), "named.log")
 	cmd := exec.Command(runuser, "-u", "nobody", "--", named, "-g", "-c", filepath.Join(dir, "named.conf"), "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start named: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
+	exited := startLogged(t, "named", cmd, logPath)
 
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	m := new(dns.Msg)
@@ -127,12 +114,12 @@ zone "%[3]s" {
 		}
 		select {
 		case <-exited:
-			out, _ := os.ReadFile(logf.Name())
+			out, _ := os.ReadFile(logPath)
 			t.Fatalf("named exited:\n%s", out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(logf.Name())
+			out, _ := os.ReadFile(logPath)
 			t.Fatalf("named not answering on %s: %v\n%s", b.Addr, err, out)
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -129,25 +129,8 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0",
 		fmt.Sprintf("PEBBLE_ALTERNATE_ROOTS=%d", o.AlternateRoots))
-	logf, err := os.Create(filepath.Join(dir, "pebble.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start pebble: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logf.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			t.Logf("pebble log:\n%s", tail(out, 4000))
-		}
-	})
+	logPath := filepath.Join(dir, "pebble.log")
+	exited := startLogged(t, "pebble", cmd, logPath)
 
 	backend := &url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", wfePort)}
 	p.MgmtURL = fmt.Sprintf("https://127.0.0.1:%d", mgmtPort)
@@ -182,7 +165,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		}
 		select {
 		case <-exited:
-			out, _ := os.ReadFile(logf.Name())
+			out, _ := os.ReadFile(logPath)
 			t.Fatalf("pebble exited:\n%s", out)
 		default:
 		}

@@ -36,28 +36,11 @@ func StartVault(t testing.TB) *Vault {
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	v.Addr = "http://" + addr
 	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "vault.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	logPath := filepath.Join(dir, "vault.log")
 	cmd := exec.Command(bin, "server", "-dev", "-dev-root-token-id="+v.Token, "-dev-listen-address="+addr, "-dev-no-store-token")
 	cmd.Dir = dir
 	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "VAULT_DISABLE_MLOCK=true"}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start vault: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logf.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			t.Logf("vault log:\n%s", tail(out, 4000))
-		}
-	})
+	exited := startLogged(t, "vault", cmd, logPath)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(v.Addr + "/v1/sys/health")
@@ -69,7 +52,7 @@ func StartVault(t testing.TB) *Vault {
 		}
 		select {
 		case <-exited:
-			out, _ := os.ReadFile(logf.Name())
+			out, _ := os.ReadFile(logPath)
 			t.Fatalf("vault exited:\n%s", tail(out, 4000))
 		default:
 		}
