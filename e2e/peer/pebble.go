@@ -154,7 +154,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	t.Cleanup(func() { srv.Close(); <-served })
 	p.DirectoryURL = fmt.Sprintf("https://%s/dir", ln.Addr())
 
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // generous: CI machines are shared and loaded
 	for {
 		resp, err := p.client.Get(p.DirectoryURL)
 		if err == nil {

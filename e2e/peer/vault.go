@@ -41,7 +41,7 @@ func StartVault(t testing.TB) *Vault {
 	cmd.Dir = dir
 	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "VAULT_DISABLE_MLOCK=true"}
 	exited := startLogged(t, "vault", cmd, logPath)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // generous: CI machines are shared and loaded
 	for {
 		resp, err := http.Get(v.Addr + "/v1/sys/health")
 		if err == nil {

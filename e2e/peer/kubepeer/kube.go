@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
@@ -114,6 +115,10 @@ func StartKube(t testing.TB, opts ...KubeOption) *Kube {
 	k.env = &envtest.Environment{
 		BinaryAssetsDirectory: peer.ToolsDir(),
 		UseExistingCluster:    &useExisting,
+		// envtest's 20 s defaults are too short on a loaded 2-core
+		// machine (a CI run compiles with -race alongside).
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
 		ControlPlane: envtest.ControlPlane{
 			APIServer: api,
 			Etcd:      &envtest.Etcd{Path: etcdPath},
