@@ -72,6 +72,10 @@ type world struct {
 	keyFile  string
 	tmp      string
 	remote   string
+	// signingKey is the OpenSSH key certops signs its commits with;
+	// signers is the allowed-signers file `git verify-commit` checks them
+	// against.
+	signingKey, signers string
 }
 
 func (w *world) certops(args ...string) (string, error) {
@@ -82,6 +86,7 @@ func (w *world) certops(args ...string) (string, error) {
 		"CERTOPS_REPO="+w.remote,
 		"CERTOPS_STATE_DIR="+filepath.Join(w.tmp, "state"),
 		"CERTOPS_LOG_LEVEL=warn",
+		"CERTOPS_SIGNING_KEY="+w.signingKey,
 		"DNSUPDATE_TSIG_SECRET="+w.bind.TSIGSecret,
 		"DNSUPDATE_SEQUENCE_INTERVAL=1",
 		"DNSUPDATE_PROPAGATION_TIMEOUT=60",
@@ -149,6 +154,7 @@ func TestWholePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.remote = strings.Replace(w.git.URL("http", "repo.git"), "http://", "http://certops:e2e-pass@", 1)
+	w.signingKey, w.signers = sshSigningKey(t, w.tmp)
 
 	caBundle := base64.StdEncoding.EncodeToString(pebbleCAPEM(t, w.pebble.DirectoryURL))
 	files := map[string]string{
@@ -175,7 +181,7 @@ spec:
       - name: apps
         paths: ["certificates/apps/**"]
         dnsNames: ["*.example.test"]
-        issuers: [pebble, internal]
+        issuers: [pebble, internal, cli]
 `, w.kubes[0].Kubeconfig, w.kubes[1].Kubeconfig),
 		".sops.yaml": "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + w.identity.Recipient().String() + "\n",
 		"issuers/pebble.yaml": fmt.Sprintf(`apiVersion: certops.dev/v1alpha1
@@ -231,6 +237,7 @@ spec:
 			t.Errorf("commit lacks %q:\n%s", want, msg)
 		}
 	}
+	w.verifySigned("main")
 	ordersAfterFirst := w.pebble.Orders()
 	if ordersAfterFirst != 1 {
 		t.Errorf("Pebble saw %d orders, want 1", ordersAfterFirst)
@@ -360,6 +367,24 @@ spec:
 	for i := range w.kubes {
 		if got := w.kubes[i].WriteCount(t, "secrets"); got != writes[i] {
 			t.Errorf("cluster %d: an unchanged pass made %d Secret writes", i+1, got-writes[i])
+		}
+	}
+
+	// 7. A human commit lands on the branch while a pass is issuing: the
+	// exec issuer's command pushes one before it signs. certops' push is
+	// rejected, it re-applies its commit on the human one, and both
+	// survive.
+	w.humanCommitDuringPass()
+
+	// 8. The daemon, as a process, renews a certificate whose renewal time
+	// comes within a minute (duration 1h, renewBefore 59m15s), commits the
+	// renewal signed, and applies it.
+	w.daemonRenews()
+
+	// Every commit certops made is signed with its key.
+	for _, line := range strings.Split(w.git.Run(t, w.git.Dir("repo.git"), "log", "--format=%H %an", "main"), "\n") {
+		if hash, author, _ := strings.Cut(line, " "); author == "certops-bot" {
+			w.verifySigned(hash)
 		}
 	}
 

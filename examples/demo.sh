@@ -2,12 +2,23 @@
 # make demo: one pass of certops on the quick-start repository, on a local
 # Git remote, with the private CA issuer. Needs only Go and git; leaves
 # nothing running; everything lives in a temporary folder, removed at the end
-# (set KEEP=1 to keep it).
+# (set KEEP=1 to keep it). When `make tools` has built kube-apiserver and
+# etcd, it also starts a throwaway cluster and applies the Secrets to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 certops=${CERTOPS:-$PWD/bin/certops}
+tools=${CERTOPS_TOOLS_BIN:-$HOME/.cache/certops/tools/bin}
 tmp=$(mktemp -d)
-if [ "${KEEP:-}" = 1 ]; then echo "► keeping $tmp"; else trap 'rm -rf "$tmp"' EXIT; fi
+cluster_pid=
+cleanup() {
+  if [ -n "$cluster_pid" ]; then
+    kill -TERM "$cluster_pid" 2>/dev/null || true
+    wait "$cluster_pid" 2>/dev/null || true
+  fi
+  if [ "${KEEP:-}" != 1 ]; then rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+if [ "${KEEP:-}" = 1 ]; then echo "► keeping $tmp"; fi
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
 export GIT_AUTHOR_NAME="Demo Human" GIT_AUTHOR_EMAIL=human@example.com
 export GIT_COMMITTER_NAME="Demo Human" GIT_COMMITTER_EMAIL=human@example.com
@@ -16,6 +27,26 @@ step() { printf '\n\033[1m► %s\033[0m\n' "$*"; }
 
 step "scaffold a certificate repository from examples/quickstart, with a fresh age key"
 "$certops" init --identity "$tmp/age.key" "$tmp/work" >/dev/null
+
+if [ -x "$tools/kube-apiserver" ] && [ -x "$tools/etcd" ]; then
+  step "start a local kube-apiserver and etcd (built by make tools) as the quick-start's clusters"
+  go build -o "$tmp/democluster" ./examples/democluster
+  "$tmp/democluster" serve -kubeconfig "$tmp/kubeconfig" -tools "$tools" -namespaces web,api,platform \
+    2>"$tmp/cluster.log" &
+  cluster_pid=$!
+  for _ in $(seq 1 360); do
+    [ -f "$tmp/kubeconfig" ] && break
+    kill -0 "$cluster_pid" 2>/dev/null || { cat "$tmp/cluster.log"; exit 1; }
+    sleep 0.5
+  done
+  [ -f "$tmp/kubeconfig" ] || { echo "the local cluster did not start"; cat "$tmp/cluster.log"; exit 1; }
+  # Both of the quick-start's clusters (dev, prod) point at this one.
+  sed -i "s#/etc/certops/kubeconfigs/dev#$tmp/kubeconfig#; s#/etc/certops/kubeconfigs/prod#$tmp/kubeconfig#" "$tmp/work/certops.yaml"
+  apply=--apply=true
+  echo "kube-apiserver up; kubeconfig $tmp/kubeconfig"
+else
+  echo "(no kube-apiserver in $tools: run \`make tools\` to also apply the Secrets to a local cluster)"
+fi
 git -C "$tmp/work" init -q -b main
 git -C "$tmp/work" add -A
 git -C "$tmp/work" commit -qm "Request certificates"
@@ -52,6 +83,11 @@ if command -v openssl >/dev/null; then
   openssl verify -CAfile "$tmp/root.pem" "$tmp/web.pem"
 else
   head -3 "$tmp/web.pem"
+fi
+
+if [ -n "$cluster_pid" ]; then
+  step "the Secrets certops applied to the local cluster"
+  "$tmp/democluster" secrets -kubeconfig "$tmp/kubeconfig"
 fi
 
 step "a second pass changes nothing"
