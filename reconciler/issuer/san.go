@@ -277,3 +277,16 @@ func emptyRawSubject(raw []byte) (bool, error) {
 	}
 	return len(seq) == 0, nil
 }
+
+// OtherNames returns the otherName SANs the request's CSR asks for.
+func (r *Request) OtherNames() ([]OtherName, error) {
+	e, ok := subjectAltNameExtension(r.CSR.Extensions)
+	if !ok {
+		return nil, nil
+	}
+	s, err := ParseSubjectAltName(e.Value)
+	if err != nil {
+		return nil, err
+	}
+	return s.OtherNames, nil
+}
