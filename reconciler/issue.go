@@ -368,6 +368,12 @@ func templateFor(c *spec.Certificate) issuer.Template {
 	for _, u := range s.Usages {
 		t.Usages = append(t.Usages, string(u))
 	}
+	for _, o := range s.OtherNames {
+		// Validation checked the OID; a nil one would make Template.Validate
+		// name the entry.
+		oid, _ := issuer.ParseOID(o.OID)
+		t.OtherNames = append(t.OtherNames, issuer.OtherName{OID: oid, Value: o.UTF8Value})
+	}
 	if sub := s.Subject; sub != nil {
 		t.Subject = &issuer.Subject{Organizations: sub.Organizations, Countries: sub.Countries,
 			OrganizationalUnits: sub.OrganizationalUnits, Localities: sub.Localities, Provinces: sub.Provinces,

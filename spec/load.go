@@ -375,7 +375,6 @@ func (r *Repository) decodeDocument(file string, doc *yaml.Node) any {
 
 // certManagerUnsupported names cert-manager fields certops refuses, with why.
 var certManagerUnsupported = map[string]string{
-	"spec.otherNames":                       "otherNames SANs are not issued",
 	"spec.encodeUsagesInRequest":            "usages are always encoded in the CSR",
 	"spec.signatureAlgorithm":               "the signature algorithm follows the key",
 	"spec.keyAlgorithm":                     "use spec.privateKey.algorithm",

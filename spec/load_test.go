@@ -140,6 +140,10 @@ func TestCertManagerManifestsLoadUnchanged(t *testing.T) {
 	if diff := cmp.Diff(want, c.Spec.DNSNames); diff != "" {
 		t.Errorf("dnsNames (-want +got):\n%s", diff)
 	}
+	wantOther := []OtherName{{OID: "1.3.6.1.4.1.311.20.2.3", UTF8Value: "upn@example.local"}}
+	if diff := cmp.Diff(wantOther, c.Spec.OtherNames); diff != "" {
+		t.Errorf("otherNames (-want +got):\n%s", diff)
+	}
 	if c.Spec.SecretName != "example-com-tls" || c.Spec.PrivateKey.Algorithm != RSA || c.Spec.PrivateKey.Size != 2048 {
 		t.Errorf("got secretName %q key %s/%d, want example-com-tls RSA/2048", c.Spec.SecretName, c.Spec.PrivateKey.Algorithm, c.Spec.PrivateKey.Size)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -517,15 +518,21 @@ func splitUnescaped(s string, sep byte) []string {
 }
 
 func isOID(s string) bool {
-	if s == "" {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
 		return false
 	}
-	for _, part := range strings.Split(s, ".") {
-		if part == "" || strings.Trim(part, "0123456789") != "" {
+	arcs := make([]int, len(parts))
+	for i, part := range parts {
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 0 || strings.Trim(part, "0123456789") != "" || (len(part) > 1 && part[0] == '0') {
 			return false
 		}
+		arcs[i] = n
 	}
-	return strings.Contains(s, ".")
+	// X.660 (and encoding/asn1): the first arc is 0, 1 or 2; under 0 and 1
+	// the second is at most 39.
+	return arcs[0] <= 2 && (arcs[0] == 2 || arcs[1] <= 39)
 }
 
 // parsedWindow is a renewal window resolved to minutes of a week.

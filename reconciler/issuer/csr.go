@@ -52,11 +52,15 @@ type Template struct {
 	Subject    *Subject
 	// LiteralSubject, an RFC 4514 string, replaces CommonName and Subject
 	// byte for byte (cert-manager's spec.literalSubject).
-	LiteralSubject  string
-	DNSNames        []string
-	IPAddresses     []string
-	URIs            []string
-	EmailAddresses  []string
+	LiteralSubject string
+	DNSNames       []string
+	IPAddresses    []string
+	URIs           []string
+	EmailAddresses []string
+	// OtherNames are otherName SANs with UTF-8 values; certops encodes the
+	// subjectAltName extension itself when there are any (see
+	// SubjectAltName.Marshal).
+	OtherNames      []OtherName
 	Usages          []string // cert-manager names; empty means DefaultUsages
 	IsCA            bool
 	NameConstraints *NameConstraints
@@ -122,7 +126,15 @@ func (t Template) parse() (*parsed, error) {
 			errs = append(errs, fmt.Errorf("issuer: emailAddresses: %q is not a bare address", s))
 		}
 	}
-	if len(t.DNSNames)+len(t.IPAddresses)+len(t.URIs)+len(t.EmailAddresses) == 0 && t.CommonName == "" && t.LiteralSubject == "" {
+	for i, o := range t.OtherNames {
+		if _, err := o.marshal(); err != nil {
+			errs = append(errs, fmt.Errorf("issuer: otherNames[%d]: %w", i, err))
+		}
+		if o.Value == "" {
+			errs = append(errs, fmt.Errorf("issuer: otherNames[%d] (%s): the value is empty", i, o.OID))
+		}
+	}
+	if len(t.DNSNames)+len(t.IPAddresses)+len(t.URIs)+len(t.EmailAddresses)+len(t.OtherNames) == 0 && t.CommonName == "" && t.LiteralSubject == "" {
 		errs = append(errs, errors.New("issuer: the certificate names nothing: set commonName, literalSubject or a SAN"))
 	}
 	var err error
@@ -189,6 +201,19 @@ func (t Template) CSR(key crypto.Signer) ([]byte, error) {
 	exts, err := p.extensions(t.IsCA)
 	if err != nil {
 		return nil, err
+	}
+	if len(t.OtherNames) > 0 {
+		// crypto/x509 cannot write otherNames: encode the whole
+		// subjectAltName here; with it in ExtraExtensions crypto/x509
+		// leaves out its own.
+		// A literalSubject is never empty (ParseLiteralSubject refuses it).
+		empty := len(p.rawSubject) == 0 && len(p.subject.ToRDNSequence()) == 0
+		san, err := SubjectAltName{DNSNames: t.DNSNames, EmailAddresses: t.EmailAddresses, IPAddresses: p.ips,
+			URIs: p.uris, OtherNames: t.OtherNames}.extension(empty)
+		if err != nil {
+			return nil, err
+		}
+		exts = append(exts, san)
 	}
 	tmpl := &x509.CertificateRequest{
 		Subject:         p.subject,
@@ -266,8 +291,10 @@ func (p *parsed) extensions(isCA bool) ([]pkix.Extension, error) {
 
 // CertificateTemplate turns a Request into an x509 template for backends
 // that sign locally (selfsigned, ca): subject (byte for byte), SANs, the
-// lifetime from now, usages and isCA from the Request, and name constraints
-// copied from the CSR when the request is for a CA. A fresh random 128-bit
+// lifetime from now, usages and isCA from the Request, name constraints
+// copied from the CSR when the request is for a CA, and the CSR's
+// subjectAltName extension copied whole when it carries otherNames (which
+// crypto/x509 does not parse and would drop). A fresh random 128-bit
 // serial is used (CA/B Forum BR 7.1 asks for at least 64 bits of entropy).
 func CertificateTemplate(req *Request, now time.Time) (*x509.Certificate, error) {
 	if req == nil || req.CSR == nil {
@@ -294,6 +321,13 @@ func CertificateTemplate(req *Request, now time.Time) (*x509.Certificate, error)
 		ExtKeyUsage:           req.ExtKeyUsages,
 		BasicConstraintsValid: true,
 		IsCA:                  req.IsCA,
+	}
+	san, ok, err := csrOtherNamesExtension(csr)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("issuer: csr of %s: %w", req.Name, err))
+	}
+	if ok {
+		t.ExtraExtensions = append(t.ExtraExtensions, san)
 	}
 	if req.IsCA {
 		for _, e := range csr.Extensions {

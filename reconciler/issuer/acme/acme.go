@@ -250,6 +250,14 @@ func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result,
 	if err := issuer.ContextErr(ctx, "acme: sign "+req.Name); err != nil {
 		return nil, err
 	}
+	// RFC 8555 identifiers are DNS names (and RFC 8738 IP addresses): an
+	// otherName cannot be validated, so refuse before registering or
+	// ordering anything.
+	if o, err := req.OtherNames(); err != nil {
+		return nil, issuer.Permanent(fmt.Errorf("acme: %s: %w", req.Name, err))
+	} else if len(o) > 0 {
+		return nil, issuer.Permanent(fmt.Errorf("acme: %s: ACME cannot carry otherName SANs (spec.otherNames); use another issuer", req.Name))
+	}
 	client, err := i.lazyClient(ctx)
 	if err != nil {
 		return nil, err

@@ -132,7 +132,61 @@ func TestConformanceHTTP01(t *testing.T) {
 		Usages:         true, // the CA decides the usages
 		IsCA:           true, // ACME CAs issue leaves only
 		Ed25519:        true, // Pebble, like Let's Encrypt, refuses Ed25519 CSRs (badCSR)
+		OtherNames:     true, // ACME cannot validate otherNames; Sign refuses them (TestRefusesOtherNames)
 	})
+}
+
+// TestRefusesOtherNames: a request with otherNames is refused as permanent
+// before the CA is contacted; the directory URL points at a closed port, so
+// any network use would fail differently (transient).
+func TestRefusesOtherNames(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := acme.NewDefaultConfig()
+	cfg.DirectoryURL = "https://" + addr + "/dir"
+	cfg.AccountStore = &memStore{}
+	cfg.TermsOfServiceAgreed = true
+	cfg.HTTP01 = acme.NewHTTP01Handler()
+	iss := newIssuer(t, cfg)
+	key, _, err := issuer.GenerateKey(issuer.KeySpec{Algorithm: issuer.ECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		tmpl issuer.Template
+		want string
+	}{
+		{"otherNames", issuer.Template{DNSNames: []string{"a.example.test"},
+			OtherNames: []issuer.OtherName{{OID: issuer.OIDUPN, Value: "a@example.test"}}}, "ACME cannot carry otherName SANs"},
+		{"DNS only reaches the network", issuer.Template{DNSNames: []string{"a.example.test"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := tc.tmpl.NewRequest("t/a", key, 90*24*time.Hour, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_, err = iss.Sign(ctx, req)
+			if err == nil {
+				t.Fatal("Sign succeeded against a closed port")
+			}
+			if tc.want == "" {
+				if issuer.ClassOf(err) == issuer.ClassPermanent {
+					t.Errorf("Sign: got permanent %v; want the network failure (not permanent)", err)
+				}
+				return
+			}
+			if issuer.ClassOf(err) != issuer.ClassPermanent || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Sign: got %v (class %s), want a permanent error containing %q", err, issuer.ClassOf(err), tc.want)
+			}
+		})
+	}
 }
 
 func TestDNS01ThroughBIND(t *testing.T) {

@@ -5,8 +5,10 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"certops.dev/certops/reconciler/issuer"
@@ -113,7 +115,10 @@ func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result,
 	}
 	// crypto/x509 enforces the name constraints of every CA in the chain
 	// during verification; a certificate that fails here is never returned.
-	_, err = cert.Verify(x509.VerifyOptions{
+	// otherNames are not constrained (certops' nameConstraints have no
+	// otherName form), but a critical subjectAltName of otherNames only is
+	// an extension crypto/x509 calls unhandled: it is handled here.
+	_, err = withoutCriticalSAN(cert).Verify(x509.VerifyOptions{
 		Roots: i.roots, Intermediates: i.inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
@@ -126,4 +131,20 @@ func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result,
 	}
 	chain := append([]*x509.Certificate{cert, ca}, i.cfg.Chain...)
 	return &issuer.Result{Chain: chain, ChainPEM: issuer.EncodeCertificatesPEM(chain), CAPEM: i.caPEM}, nil
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// withoutCriticalSAN returns c, or a shallow copy of c without the
+// subjectAltName among its unhandled critical extensions (crypto/x509 lists
+// it there when it holds only name forms it does not parse, such as
+// otherNames).
+func withoutCriticalSAN(c *x509.Certificate) *x509.Certificate {
+	i := slices.IndexFunc(c.UnhandledCriticalExtensions, oidSubjectAltName.Equal)
+	if i < 0 {
+		return c
+	}
+	cp := *c
+	cp.UnhandledCriticalExtensions = slices.Delete(slices.Clone(c.UnhandledCriticalExtensions), i, i+1)
+	return &cp
 }

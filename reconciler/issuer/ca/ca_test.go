@@ -252,3 +252,51 @@ func name(ks issuer.KeySpec) string {
 	}
 	return fmt.Sprintf("%s-%d", ks.Algorithm, ks.Size)
 }
+
+// TestOtherNamesUnderNameConstraints: otherNames survive signing, the CA's
+// DNS name constraints still apply beside them, and a certificate that
+// names nothing but an otherName (critical subjectAltName, RFC 5280
+// 4.2.1.6) is issued although crypto/x509 cannot read its names.
+func TestOtherNamesUnderNameConstraints(t *testing.T) {
+	cert, key := newRoot(t, issuer.KeySpec{Algorithm: issuer.ECDSA}, 10*24*time.Hour, &issuer.NameConstraints{
+		Critical:  true,
+		Permitted: &issuer.NameConstraintItem{DNSDomains: []string{"example.test"}},
+	})
+	cfg := ca.NewDefaultConfig()
+	cfg.Certificate, cfg.Key = cert, key
+	iss, err := ca.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upn := []issuer.OtherName{{OID: issuer.OIDUPN, Value: "jdoe@example.test"}}
+	tests := []struct {
+		name    string
+		tmpl    issuer.Template
+		wantErr string // "" means success
+	}{
+		{"inside constraints", issuer.Template{DNSNames: []string{"www.example.test"}, OtherNames: upn}, ""},
+		{"outside permitted", issuer.Template{DNSNames: []string{"www.example.org"}, OtherNames: upn}, "outside the CA's name constraints"},
+		{"otherName only", issuer.Template{OtherNames: upn, Usages: []string{"digital signature", "client auth"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, _, err := trySign(iss, tt.tmpl, time.Hour)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || issuer.ClassOf(err) != issuer.ClassPermanent {
+					t.Fatalf("Sign: got %v, want a permanent error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Sign: got %v, want success", err)
+			}
+			got, err := issuer.OtherNames(res.Leaf())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(upn, got); d != "" {
+				t.Errorf("otherNames (-want +got):\n%s", d)
+			}
+		})
+	}
+}

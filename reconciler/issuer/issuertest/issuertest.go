@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ type Harness struct {
 	IPAddress string
 	URI       string
 	Email     string
+	// UPN is the user principal name otherName the OtherNames check asks
+	// for; default conformance@example.com.
+	UPN string
 	// Timeout bounds one Sign call; default 2 minutes (ACME polls with 5 s
 	// back-offs).
 	Timeout time.Duration
@@ -48,6 +52,8 @@ type Unsupported struct {
 	IPAddresses    bool
 	URIs           bool
 	EmailAddresses bool
+	// OtherNames: the CA cannot carry otherName SANs.
+	OtherNames bool
 	// Duration: the CA decides the lifetime (ACME profiles).
 	Duration bool
 	// DurationDays: the CA only honours whole days (openssl x509 -days).
@@ -66,6 +72,9 @@ type Unsupported struct {
 // Run runs every conformance check against the backend f builds.
 func Run(t *testing.T, f Factory, u Unsupported) {
 	h := f(t)
+	if h.UPN == "" {
+		h.UPN = "conformance@example.com"
+	}
 	if h.Timeout == 0 {
 		h.Timeout = 2 * time.Minute
 	}
@@ -74,6 +83,7 @@ func Run(t *testing.T, f Factory, u Unsupported) {
 	}
 	s := &suite{h: h, u: u}
 	t.Run("SANsMatchRequest", s.sans)
+	t.Run("OtherNames", s.otherNames)
 	t.Run("ChainVerifiesToCA", s.chain)
 	t.Run("KeyTypes", s.keyTypes)
 	t.Run("UsagesMatch", s.usages)
@@ -158,6 +168,55 @@ func (s *suite) sans(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("SANs (-want +got):\n%s", d)
 	}
+}
+
+// otherNames asks for a UPN otherName beside a DNS name and reads it back
+// from the leaf twice: with issuer.OtherNames and from what `openssl x509
+// -text` prints, so an encoding only certops can read does not pass.
+func (s *suite) otherNames(t *testing.T) {
+	if s.u.OtherNames {
+		t.Log("opted out: the CA cannot carry otherName SANs")
+		return
+	}
+	tmpl := s.basic(23)
+	want := []issuer.OtherName{{OID: issuer.OIDUPN, Value: s.h.UPN}}
+	tmpl.OtherNames = want
+	_, res := s.issue(t, tmpl, issuer.KeySpec{Algorithm: issuer.ECDSA}, 48*time.Hour)
+	leaf := res.Leaf()
+	got, err := issuer.OtherNames(leaf)
+	if err != nil {
+		t.Fatalf("OtherNames: %v", err)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("otherNames (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(tmpl.DNSNames, leaf.DNSNames); d != "" {
+		t.Errorf("dnsNames beside the otherName (-want +got):\n%s", d)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "leaf.pem")
+	if err := os.WriteFile(p, issuer.EncodeCertificatesPEM(res.Chain[:1]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(findOpenSSL(t), "x509", "-in", p, "-text", "-noout").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl x509 -text: %v\n%s", err, out)
+	}
+	// OpenSSL 3 prints the UPN otherName as "othername: UPN::<value>" in
+	// the comma-separated SAN line.
+	line := "othername: UPN::" + s.h.UPN
+	found := false
+	for _, l := range strings.Split(string(out), "\n") {
+		for _, n := range strings.Split(l, ",") {
+			if strings.TrimSpace(n) == line {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("openssl x509 -text does not print %q; it prints:\n%s", line, out)
+	}
+	VerifyChain(t, res, s.h.Roots, x509.ExtKeyUsageServerAuth)
 }
 
 func (s *suite) chain(t *testing.T) {

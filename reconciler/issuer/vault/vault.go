@@ -148,8 +148,11 @@ type signResponse struct {
 }
 
 // Sign sends req's CSR to the role. The CSR's SANs are used (the role's
-// use_csr_sans, default true); the CSR's common name, if any, is sent as
-// common_name.
+// use_csr_sans, default true; it is a role setting, Vault ignores it on a
+// sign request), otherNames included when the role's allowed_other_sans
+// permit them; the CSR's common name, if any, is sent as common_name.
+// other_sans is never sent: with use_csr_sans Vault would write each
+// otherName twice.
 func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result, error) {
 	if err := issuer.ContextErr(ctx, "vault: sign "+req.Name); err != nil {
 		return nil, err

@@ -31,6 +31,9 @@ func setupPKI(t testing.TB, v *peer.Vault) *x509.Certificate {
 		"allow_bare_domains": true,
 		"allow_ip_sans":      true,
 		"allowed_uri_sans":   []string{"spiffe://example.test/*"},
+		// otherNames come from the CSR (use_csr_sans); the role still
+		// names the types and values it allows.
+		"allowed_other_sans": []string{"1.3.6.1.4.1.311.20.2.3;UTF8:*@example.test"},
 		"require_cn":         false,
 		"key_type":           "any",
 		"max_ttl":            "720h",
@@ -49,6 +52,7 @@ func harness(t testing.TB, v *peer.Vault, root *x509.Certificate, cfg *vault.Con
 		DNSName:   func(i int) string { return fmt.Sprintf("host%d.example.test", i) },
 		IPAddress: issuertest.LoopbackIP,
 		URI:       "spiffe://example.test/ns/default/sa/web",
+		UPN:       "conformance@example.test",
 	}
 }
 
