@@ -3,6 +3,7 @@ package azuredns
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -153,7 +154,8 @@ func firstLine(s string) string {
 // redactURLError drops the request URL from a transport error: for IMDS it
 // carries no secret, but the message is shorter and the rule simpler.
 func redactURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		return fmt.Errorf("%s %s: %w", ue.Op, hostOf(ue.URL), ue.Err)
 	}
 	return err
