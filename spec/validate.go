@@ -264,6 +264,9 @@ func (r *Repository) validateIssuer(iss *Issuer) {
 		if n != 1 {
 			r.problemAt(iss, "spec.vault.auth", "set exactly one of token, appRole, kubernetes")
 		}
+		if k := v.Auth.Kubernetes; k != nil && k.Role == "" {
+			r.problemAt(iss, "spec.vault.auth.kubernetes.role", "required: the Vault role bound to the service account")
+		}
 	case s.Exec != nil:
 		if len(s.Exec.Command) == 0 || s.Exec.Command[0] == "" {
 			r.problemAt(iss, "spec.exec.command", "required: the program and its arguments")

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -88,14 +87,10 @@ func newVault(_ context.Context, iss *spec.Issuer, _ reconciler.IssuerEnv) (issu
 		}
 		cfg.AppRole = &vault.AppRole{Mount: a.AppRole.Path, RoleID: a.AppRole.RoleID, SecretID: secret}
 	case a.Kubernetes != nil:
-		k := &vault.Kubernetes{Mount: strings.TrimPrefix(strings.TrimPrefix(a.Kubernetes.MountPath, "/v1/auth/"), "/"), Role: a.Kubernetes.Role}
-		if f := a.Kubernetes.TokenFile; f != "" {
-			k.JWT = func(context.Context) (string, error) {
-				b, err := os.ReadFile(f)
-				return strings.TrimSpace(string(b)), err
-			}
-		}
-		cfg.Kubernetes = k
+		// An empty TokenFile is the pod's own token (vault.TokenPath), read
+		// again at every login.
+		cfg.Kubernetes = &vault.Kubernetes{Mount: strings.TrimPrefix(strings.TrimPrefix(a.Kubernetes.MountPath, "/v1/auth/"), "/"),
+			Role: a.Kubernetes.Role, TokenFile: a.Kubernetes.TokenFile}
 	}
 	return vault.New(cfg)
 }

@@ -106,7 +106,7 @@ func TestPlanQuickstart(t *testing.T) {
 
 func TestIssuersProviders(t *testing.T) {
 	out, _, code := run(t, "issuers", "providers")
-	for _, want := range []string{"dnsupdate\n", "route53\n", "cloudflare\n", "gcloud\n", "digitalocean\n", "exec\n", "httpreq\n", "alias rfc2136=dnsupdate\n"} {
+	for _, want := range []string{"dnsupdate\n", "route53\n", "cloudflare\n", "gcloud\n", "digitalocean\n", "exec\n", "httpreq\n", "azuredns\n", "alias rfc2136=dnsupdate\n", "alias azure=azuredns\n"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("issuers providers lacks %q (exit %d):\n%s", want, code, out)
 		}

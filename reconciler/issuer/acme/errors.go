@@ -65,6 +65,13 @@ func classify(err error) error {
 		}
 		return issuer.Transient(err)
 	}
+	// A DNS provider of certops' own (azuredns) classifies its errors,
+	// keeping the Retry-After of a throttled DNS API: lego wraps them with
+	// %w, so the class is still in the chain.
+	var ie *issuer.Error
+	if errors.As(err, &ie) {
+		return err
+	}
 	return issuer.Transient(err)
 }
 

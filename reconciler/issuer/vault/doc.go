@@ -9,6 +9,16 @@
 // cached until shortly before their lease ends and renewed by logging in
 // again; a 403 triggers one fresh login.
 //
+// Kubernetes auth reads the service-account token from Kubernetes.TokenFile
+// (default TokenPath) at every login, because kubelet rotates projected
+// tokens; Vault checks it with a TokenReview at the apiserver.
+//
+// Namespace sends X-Vault-Namespace on every request, login included.
+// Namespaces exist in Vault Enterprise and OpenBao only: open-source Vault
+// ignores the header and serves the root namespace (its sys/namespaces
+// endpoint answers 404), so a namespaced spec against it silently uses the
+// root's mounts.
+//
 // It speaks Vault's documented HTTP API with net/http rather than
 // github.com/hashicorp/vault/api: four endpoints, full control of contexts
 // and errors, and no global configuration from VAULT_* variables.

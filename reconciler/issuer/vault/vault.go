@@ -57,8 +57,11 @@ type AppRole struct {
 type Kubernetes struct {
 	Mount string // default "kubernetes"
 	Role  string
-	// JWT returns the service-account token; nil reads the pod's projected
-	// token at TokenPath.
+	// TokenFile holds the service-account token; empty means TokenPath.
+	// It is read again at every login, because kubelet rotates projected
+	// tokens.
+	TokenFile string
+	// JWT returns the service-account token; when set it replaces TokenFile.
 	JWT func(ctx context.Context) (string, error)
 }
 
@@ -268,7 +271,11 @@ func (i *Issuer) kubernetesJWT(ctx context.Context) (string, error) {
 	if f := i.cfg.Kubernetes.JWT; f != nil {
 		return f(ctx)
 	}
-	b, err := os.ReadFile(TokenPath)
+	path := i.cfg.Kubernetes.TokenFile
+	if path == "" {
+		path = TokenPath
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", issuer.Permanent(fmt.Errorf("vault: kubernetes auth: read service-account token: %w", err))
 	}

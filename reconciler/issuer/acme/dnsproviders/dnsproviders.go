@@ -14,7 +14,7 @@ var aliases = map[string]string{
 	"clouddns": "gcloud",
 	"acme-dns": "acmedns",
 	"webhook":  "httpreq",
-	"azure":    "", // kept out: see constructors
+	"azure":    "azuredns",
 	"akamai":   "",
 }
 

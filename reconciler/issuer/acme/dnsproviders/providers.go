@@ -35,6 +35,8 @@ import (
 	"github.com/go-acme/lego/v5/providers/dns/technitium"
 	"github.com/go-acme/lego/v5/providers/dns/transip"
 	"github.com/go-acme/lego/v5/providers/dns/vultr"
+
+	"certops.dev/certops/reconciler/issuer/acme/dnsproviders/azuredns"
 )
 
 // constructors are the lego DNS providers certops builds in. Each reads its
@@ -45,8 +47,9 @@ import (
 // Chosen: the providers cert-manager ships in-tree (route53, Cloud DNS as
 // gcloud, cloudflare, digitalocean, acme-dns, RFC 2136 as dnsupdate), exec
 // and httpreq for anything else, and widely used providers whose SDKs
-// build here. Left out because their SDK versions cannot be fetched here:
-// azuredns, edgedns (Akamai), linode, desec, dnsimple, designate,
+// build here, plus certops' own azuredns (lego's needs Azure SDK modules
+// that cannot be fetched here). Left out because their SDK versions cannot
+// be fetched here: edgedns (Akamai), linode, desec, dnsimple, designate,
 // oraclecloud, alidns, tencentcloud, exoscale.
 var constructors = map[string]func() (challenge.Provider, error){
 	"route53":      func() (challenge.Provider, error) { return route53.NewDNSProvider() },
@@ -81,4 +84,5 @@ var constructors = map[string]func() (challenge.Provider, error){
 	"namesilo":     func() (challenge.Provider, error) { return namesilo.NewDNSProvider() },
 	"rackspace":    func() (challenge.Provider, error) { return rackspace.NewDNSProvider() },
 	"technitium":   func() (challenge.Provider, error) { return technitium.NewDNSProvider() },
+	"azuredns":     func() (challenge.Provider, error) { return azuredns.NewDNSProvider() },
 }
