@@ -19,7 +19,7 @@ import (
 )
 
 func newExportCommand() *cobra.Command {
-	var ageIdentity, outDir string
+	var ageIdentity, outDir, format, out, passwordFile string
 	var chain bool
 	cmd := &cobra.Command{
 		Use:   "export NAME [PATH]",
@@ -32,10 +32,14 @@ $SOPS_AGE_KEY as sops reads them).
 By default it writes the decrypted manifest to stdout, byte for byte what
 "sops -d" prints. --out-dir writes tls.crt, ca.crt and tls.key (mode 0600)
 into a folder only you can read. --chain prints only the certificates.
+--format pkcs12 writes a PKCS#12 keystore (Modern2023: AES-256 and
+PBKDF2, as openssl 3 and Java 17+ read) to --out FILE (mode 0600); its password
+comes from --password-file, or is asked for on the terminal, never from a flag.
 A private key is never written to a terminal or to a folder others can read.`,
 		Example: `  certops export web/web --out-dir ./web-tls
   certops export web/web --chain | openssl x509 -noout -text
-  certops export web/web > web-secret.yaml`,
+  certops export web/web > web-secret.yaml
+  certops export web/web --format pkcs12 --password-file ./p12.pass --out web.p12`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, repo, c, err := certificateArg(args)
@@ -69,6 +73,15 @@ A private key is never written to a terminal or to a folder others can read.`,
 				return fmt.Errorf("%s: %w", file, err)
 			}
 			stdout := cmd.OutOrStdout()
+			switch format {
+			case "pem":
+			case "chain":
+				chain = true
+			case "pkcs12":
+				return writePKCS12(cmd, out, passwordFile, data)
+			default:
+				return fmt.Errorf("--format: %q is not pem, pkcs12 or chain", format)
+			}
 			switch {
 			case chain:
 				_, err = io.WriteString(stdout, data["tls.crt"])
@@ -90,7 +103,13 @@ A private key is never written to a terminal or to a folder others can read.`,
 	}
 	cmd.Flags().StringVar(&ageIdentity, "age-identity", "", "age identity file (default: $SOPS_AGE_KEY_FILE or $SOPS_AGE_KEY)")
 	cmd.Flags().StringVar(&outDir, "out-dir", "", "write tls.crt, ca.crt and tls.key (0600) into this folder (created 0700)")
-	cmd.Flags().BoolVar(&chain, "chain", false, "print only the certificate chain (PEM)")
+	cmd.Flags().BoolVar(&chain, "chain", false, "print only the certificate chain (PEM); same as --format chain")
+	cmd.Flags().StringVar(&format, "format", "pem", "pem (manifest or --out-dir files), chain, or pkcs12 (needs --out)")
+	cmd.Flags().StringVar(&out, "out", "", "with --format pkcs12: the keystore file to write (0600)")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "with --format pkcs12: a file holding the keystore password (default: asked on the terminal)")
+	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"pem", "chain", "pkcs12"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 
