@@ -13,7 +13,7 @@ all: build
 build:
 	$(GO) build -trimpath -o bin/certops ./cmd/certops
 
-## deps: Debian packages the tests use (git, bind9, openssl, age)
+## deps: Debian packages the tests use (git, bind9, openssl, age, gnupg, chromium)
 deps:
 	bash scripts/install-deps.sh
 
