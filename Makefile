@@ -13,7 +13,7 @@ all: build
 build:
 	$(GO) build -trimpath -o bin/certops ./cmd/certops
 
-## deps: Debian packages the tests use (git, bind9, openssl, age)
+## deps: Debian packages the tests use (git, bind9, openssl, age, gnupg, chromium)
 deps:
 	bash scripts/install-deps.sh
 
@@ -21,10 +21,12 @@ deps:
 tools:
 	bash e2e/tools/build.sh
 
-## test: every test, unit and e2e, with the race detector (what CI runs)
+## test: every test, unit and e2e, with the race detector (what CI runs);
+## files tests keep (the status page's screenshot) land in test-artifacts/
 test: tools
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 40m ./...
+	mkdir -p $(CURDIR)/test-artifacts
+	$(GO) test -race -count=1 -timeout 40m -artifacts -outputdir $(CURDIR)/test-artifacts ./...
 
 ## unit: the fast tests only (no peers)
 unit:
@@ -62,4 +64,4 @@ demo: build
 	bash examples/demo.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin test-artifacts

@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests and the demo use: git (the test git
 # server and the CLI that checks signatures), BIND 9 (DNS-01 over RFC 2136),
 # openssl (chain checks and the exec issuer's test CA), age and gnupg (the CLI
-# cross-check). Safe to run again; does nothing when all are present.
+# cross-check), chromium (the status page test loads the page headless).
+# Safe to run again; does nothing when all are present.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,7 @@ command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v age >/dev/null || need+=(age)
 command -v gpg >/dev/null || need+=(gnupg)
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all present"

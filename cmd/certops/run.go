@@ -41,6 +41,7 @@ branch moves (one ls-remote per --interval, jittered), when a renewal or a retry
 falls due, when a push webhook arrives, or on SIGHUP.
 
 It serves on --listen:
+  /                          a read-only status page: states, expiry timeline, history
   /healthz, /readyz          liveness; readiness after the first pass
   /metrics                   Prometheus metrics (certops_*)
   /api/v1/status             every certificate's state as JSON, with Flux-style conditions
@@ -111,6 +112,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 		_ = enc.Encode(rec.Status())
 	})
 	mux.Handle(acme.HTTP01Path, http01)
+	registerStatusPage(mux, log, rec.Status, nil)
 	mux.HandleFunc("POST /hooks/git", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil {
