@@ -66,6 +66,12 @@ type Options struct {
 	Backoff time.Duration
 	// Logger receives one line per remote operation (default: discard).
 	Logger *slog.Logger
+	// Observe, when set, is called after each Git operation with its name
+	// ("ls-remote", "fetch", "clone" — the first fetch into an empty cache —,
+	// "commit" or "push"), its duration and its error (nil on success; an
+	// up-to-date fetch or push is a success). It runs with the Repo's lock
+	// held, so it must be quick and must not call back into the Repo.
+	Observe func(op string, d time.Duration, err error)
 	// Now and Rand are injected for tests (defaults: time.Now, a random
 	// source).
 	Now  func() time.Time
@@ -241,6 +247,14 @@ func (r *Repo) ref(name plumbing.ReferenceName) (plumbing.Hash, error) {
 	return ref.Hash(), nil
 }
 
+// observe reports one operation to Options.Observe. The duration is wall
+// time (time.Since), not Options.Now, which tests may freeze.
+func (r *Repo) observe(op string, start time.Time, err error) {
+	if r.opts.Observe != nil {
+		r.opts.Observe(op, time.Since(start), err)
+	}
+}
+
 func (r *Repo) setRef(name plumbing.ReferenceName, h plumbing.Hash) error {
 	return r.repo.Storer.SetReference(plumbing.NewHashReference(name, h))
 }
@@ -264,12 +278,14 @@ func (r *Repo) Poll(ctx context.Context) (head string, changed bool, err error) 
 // lsRemote returns the hash of ref on the remote; a missing ref or an empty
 // remote is ErrNotFound.
 func (r *Repo) lsRemote(ctx context.Context, ref plumbing.ReferenceName) (plumbing.Hash, error) {
+	start := time.Now()
 	refs, err := r.remote.ListContext(ctx, &git.ListOptions{
 		Auth:       r.ep.auth,
 		CABundle:   r.ep.caBundle,
 		ClientCert: r.ep.clientCert,
 		ClientKey:  r.ep.clientKey,
 	})
+	r.observe("ls-remote", start, err)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -284,6 +300,13 @@ func (r *Repo) lsRemote(ctx context.Context, ref plumbing.ReferenceName) (plumbi
 // fetch brings the tip of the remote ref into local ref dst (shallow: only
 // that commit and its tree are needed) and returns it.
 func (r *Repo) fetch(ctx context.Context, ref, dst plumbing.ReferenceName) (plumbing.Hash, error) {
+	op := "fetch"
+	if seen, err := r.ref(refSeen); err == nil && seen.IsZero() {
+		if base, err := r.ref(refBase); err == nil && base.IsZero() {
+			op = "clone" // nothing fetched into this cache yet
+		}
+	}
+	start := time.Now()
 	err := r.remote.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs:   []config.RefSpec{config.RefSpec("+" + ref.String() + ":" + dst.String())},
 		Depth:      1,
@@ -293,6 +316,11 @@ func (r *Repo) fetch(ctx context.Context, ref, dst plumbing.ReferenceName) (plum
 		ClientCert: r.ep.clientCert,
 		ClientKey:  r.ep.clientKey,
 	})
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		r.observe(op, start, nil)
+	} else {
+		r.observe(op, start, err)
+	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		var nm git.NoMatchingRefSpecError
 		if errors.As(err, &nm) {
@@ -507,7 +535,9 @@ func (r *Repo) Commit(ctx context.Context, change Change) (hash string, changed 
 	if change.Author != nil {
 		author = *change.Author
 	}
+	start := time.Now()
 	h, err := r.commitOn(parent, change.Files, change.Remove, change.Message.String(), author, r.opts.Now())
+	r.observe("commit", start, err)
 	if err != nil {
 		return "", false, r.wrap("commit", err)
 	}
@@ -665,6 +695,7 @@ func (r *Repo) Push(ctx context.Context) error {
 		if err != nil {
 			return r.wrap("push", err)
 		}
+		start := time.Now()
 		err = r.remote.PushContext(ctx, &git.PushOptions{
 			RefSpecs:   []config.RefSpec{config.RefSpec(refLocal.String() + ":" + r.target.String())},
 			Auth:       r.ep.auth,
@@ -674,6 +705,11 @@ func (r *Repo) Push(ctx context.Context) error {
 			Options:    r.opts.PushOptions,
 			Force:      false,
 		})
+		if errors.Is(err, git.NoErrAlreadyUpToDate) {
+			r.observe("push", start, nil)
+		} else {
+			r.observe("push", start, err)
+		}
 		if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
 			if err := r.pushed(head); err != nil {
 				return r.wrap("push", err)

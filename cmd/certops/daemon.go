@@ -171,7 +171,7 @@ func (f *daemonFlags) codec(log *slog.Logger) (*sops.Codec, error) {
 // verification keys are added by build).
 func (f *daemonFlags) gitOptions(log *slog.Logger) gitsource.Options {
 	return gitsource.Options{URL: f.repo, Branch: f.branch, PushBranch: f.pushBranch, AuthDir: f.authDir,
-		CacheDir: filepath.Join(f.stateDir, "git"), Logger: log,
+		CacheDir: filepath.Join(f.stateDir, "git"), Logger: log, Observe: observeGit,
 		Author: gitsource.Identity{Name: "certops", Email: "certops@localhost"}}
 }
 
@@ -181,17 +181,9 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	if err != nil {
 		return nil, nil, err
 	}
-	var policy *spec.Policy
-	if f.policyFile != "" {
-		data, err := os.ReadFile(f.policyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading --policy: %w", err)
-		}
-		p, problems := spec.LoadPolicy(f.policyFile, data)
-		if len(problems) > 0 {
-			return nil, nil, fmt.Errorf("--policy: %w", problems[0])
-		}
-		policy = p
+	policy, err := f.policy()
+	if err != nil {
+		return nil, nil, err
 	}
 	gopts := f.gitOptions(log)
 	if f.signingKey != "" {
@@ -236,6 +228,22 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 		return nil, nil, err
 	}
 	return rec, repo, nil
+}
+
+// policy reads --policy (nil when unset).
+func (f *daemonFlags) policy() (*spec.Policy, error) {
+	if f.policyFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(f.policyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading --policy: %w", err)
+	}
+	p, problems := spec.LoadPolicy(f.policyFile, data)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("--policy: %w", problems[0])
+	}
+	return p, nil
 }
 
 func (f *daemonFlags) identities() (sops.Identities, error) {

@@ -27,12 +27,14 @@ import (
 
 	"certops.dev/certops/reconciler"
 	"certops.dev/certops/reconciler/issuer/acme"
+	"certops.dev/certops/reconciler/kube"
 	"certops.dev/certops/spec"
 )
 
 func newRunCommand() *cobra.Command {
 	var f daemonFlags
 	var webhookSecretFile string
+	var lf leaderFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon: poll the repository and reconcile until stopped",
@@ -72,16 +74,33 @@ It serves on --listen:
 				return err
 			}
 			defer repo.Close()
-			return runDaemon(ctx, log, rec, f.interval, f.listen, secret)
+			if lf.enabled {
+				kube.RouteKlog(log) // client-go's leader election logs through klog
+			}
+			el, err := lf.electionFor(log, &f, repo)
+			if err != nil {
+				return err
+			}
+			return serveDaemon(ctx, log, rec, f.interval, f.listen, secret, el)
 		},
 	}
 	f.register(cmd.Flags())
+	lf.register(cmd.Flags())
 	cmd.Flags().StringVar(&webhookSecretFile, "webhook-secret-file", "", "shared secret of the push webhook (required for /hooks/git)")
 	return cmd
 }
 
 // runDaemon owns the loop and the HTTP server; both end when ctx does.
 func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler, interval time.Duration, listen string, webhookSecret []byte) error {
+	return serveDaemon(ctx, log, rec, interval, listen, webhookSecret, nil)
+}
+
+// serveDaemon is runDaemon with leader election: with el set, passes run
+// only while this replica leads and end the moment it stops leading; a
+// follower serves the repository's offline status (see leader.go).
+func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler, interval time.Duration, listen string, webhookSecret []byte, el *election) error {
+	ctx, stopElection, elDone, elChanged := el.start(ctx)
+	defer stopElection()
 	trigger := make(chan string, 1)
 	kick := func(why string) {
 		select {
@@ -94,6 +113,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 	defer signal.Stop(hup)
 
 	m := newMetrics()
+	m.registry.MustRegister(el.leaderGauge())
+	status := func() reconciler.Status { return el.statusOr(rec) }
 	var ready atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -109,7 +130,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(rec.Status())
+		_ = enc.Encode(status())
 	})
 	mux.Handle(acme.HTTP01Path, http01)
 	registerStatusPage(mux, log, rec.Status, nil)
@@ -138,14 +159,19 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	force := true // the first pass always fetches
 	for {
-		rep := rec.Pass(ctx, force)
-		force = false
-		m.observe(rep, rec.Status())
-		ready.Store(true)
-		if !rep.Idle {
-			log.Info("pass done", "commit", short(rep.Commit), "pushed", short(rep.Pushed), "failed", rep.Failed(),
-				"problems", len(rep.Problems), "duration", rep.Duration.Round(time.Millisecond), "next_due", rep.NextDue)
+		if passCtx, leading := el.current(ctx); leading {
+			rep := rec.Pass(passCtx, force)
+			force = false
+			m.observe(rep, rec.Status())
+			if !rep.Idle {
+				log.Info("pass done", "commit", short(rep.Commit), "pushed", short(rep.Pushed), "failed", rep.Failed(),
+					"problems", len(rep.Problems), "duration", rep.Duration.Round(time.Millisecond), "next_due", rep.NextDue)
+			}
+		} else {
+			el.refresh(ctx)
+			force = true // the first pass as leader fetches
 		}
+		ready.Store(true)
 		// Poll interval jittered by ±10% so replicas and daemons do not
 		// poll a shared Git host in lockstep; a due renewal or retry
 		// comes sooner.
@@ -173,6 +199,15 @@ func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler
 			log.Info("pass triggered", "by", "SIGHUP")
 			force = true
 		case <-timer.C:
+		case <-elChanged:
+			force = true
+		case err := <-elDone:
+			timer.Stop()
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+			<-srvDone
+			return err
 		case err := <-srvDone:
 			return fmt.Errorf("status server: %w", err)
 		}
@@ -200,6 +235,25 @@ func webhookAuthorized(secret []byte, h http.Header, body []byte) bool {
 		return hmac.Equal([]byte(tok), secret)
 	}
 	return false
+}
+
+// Git operation metrics, fed by gitsource.Options.Observe. Like
+// caRequests they are process-wide: the repository is opened before the
+// daemon's registry exists.
+var (
+	gitOperations = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certops_git_operations_total",
+		Help: "Git operations (ls-remote, fetch, clone, commit, push), by result (success, error)."}, []string{"operation", "result"})
+	gitDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "certops_git_operation_duration_seconds",
+		Help: "Duration of Git operations.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"operation"})
+)
+
+func observeGit(op string, d time.Duration, err error) {
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	gitOperations.WithLabelValues(op, result).Inc()
+	gitDuration.WithLabelValues(op).Observe(d.Seconds())
 }
 
 // metrics are cert-manager's certificate metrics under the certops_ prefix,
@@ -240,7 +294,7 @@ func newMetrics() *metrics {
 		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "certops_spec_problems",
 			Help: "Problems found in the repository's specs at the last pass."}),
 	}
-	m.registry.MustRegister(caRequests, m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
+	m.registry.MustRegister(caRequests, gitOperations, gitDuration, m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -112,10 +112,20 @@ func TestRunServesStatusMetricsAndWebhook(t *testing.T) {
 		`certops_issuance_total{issuer_name="internal-ca",result="issued"} 3`,
 		`certops_passes_total{result="ok"} 1`,
 		`certops_pass_duration_seconds_count 1`,
+		`certops_leader 1`,
+		// The first pass clones, commits and pushes; every row is a success
+		// (the counters are process-wide, so other tests may add to them).
+		`certops_git_operations_total{operation="clone",result="success"}`,
+		`certops_git_operations_total{operation="commit",result="success"}`,
+		`certops_git_operations_total{operation="push",result="success"}`,
+		`certops_git_operation_duration_seconds_count{operation="push"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if rows := grepLines(metrics, `result="error"`); strings.Contains(rows, "certops_git_operations_total") {
+		t.Errorf("/metrics counts failed Git operations:\n%s", rows)
 	}
 	// The push webhook: a bad signature is refused; GitHub's HMAC and
 	// GitLab's token start a pass.
