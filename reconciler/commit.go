@@ -45,6 +45,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 			p.markFailed(key, fmt.Errorf("encrypting %s: %w", file, err))
 			continue
 		}
+		p.noteVerified(file, enc)
 		if !changed {
 			continue
 		}
@@ -76,6 +77,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		}
 	}
 	rekeyed := p.rekey(outDir, files)
+	p.noteRekeyed(rekeyed)
 	for path, enc := range rekeyed {
 		files[path] = enc
 	}
@@ -102,7 +104,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		return nil
 	}
 	var parts []string
-	for _, a := range []string{"issue", "reissue", "renew", "remove", "rekey"} {
+	for _, a := range []string{"issue", "reissue", "renew", "adopt", "remove", "rekey"} {
 		if counts[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", a, counts[a]))
 		}
@@ -185,8 +187,10 @@ func actionWord(reason spec.Reason) string {
 	switch reason {
 	case spec.ReasonDoesNotExist:
 		return "issue"
-	case spec.ReasonSpecChanged, spec.ReasonIssuerChanged:
+	case spec.ReasonSpecChanged, spec.ReasonIssuerChanged, spec.ReasonKeyMismatch:
 		return "reissue"
+	case spec.ReasonAdopted:
+		return "adopt"
 	}
 	return "renew"
 }

@@ -128,6 +128,7 @@ type Reconciler struct {
 	seenHead string
 	rulesSum string                   // hash of the .sops.yaml files at the last re-key check
 	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
+	verified map[string]string        // Secret file → content hash last verified (verify.go); pass goroutine only
 }
 
 // New validates the options and loads the persisted state.
@@ -157,7 +158,11 @@ func New(o Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}}, nil
+	verified, err := loadVerified(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}, verified: verified}, nil
 }
 
 // CertResult is what a pass did with one certificate.
@@ -314,6 +319,8 @@ type pass struct {
 
 	backendsMu sync.Mutex
 	backends   map[string]backendResult // by issuer name, this pass
+
+	touched map[string]bool // Secret files marked verified in this pass (verify.go)
 }
 
 func (p *pass) run() error {
@@ -329,6 +336,9 @@ func (p *pass) run() error {
 	p.rep.Problems = append(p.rep.Problems, oprobs...)
 
 	entries, _ := spec.Plan(p.fsys, p.repo, p.now)
+	// Decrypt what changed since it was last verified: key mismatches,
+	// adoption of committed keypairs, files that cannot be read (verify.go).
+	entries = p.verify(entries)
 	var due []*spec.Certificate
 	reasons := map[string]spec.Decision{}
 	var removals []spec.PlanEntry
@@ -368,7 +378,9 @@ func (p *pass) run() error {
 	p.rep.Results = append(p.rep.Results, results...)
 	slices.SortFunc(p.rep.Results, func(a, b CertResult) int { return strings.Compare(a.Name, b.Name) })
 
-	if err := p.commitAndPush(removals); err != nil {
+	err := p.commitAndPush(removals)
+	p.saveVerified()
+	if err != nil {
 		return err
 	}
 	p.rep.NextDue = p.nextDue()

@@ -60,39 +60,45 @@ func loadState(dir string) (map[string]*certState, error) {
 	return p.Certs, nil
 }
 
-// saveState writes the state atomically (temporary file, fsync, rename),
-// so a crash leaves either the old or the new state.
+// saveState writes the state atomically, so a crash leaves either the old
+// or the new state.
 func saveState(dir string, certs map[string]*certState) error {
 	if dir == "" {
 		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("reconciler: writing state: %w", err)
 	}
 	data, err := json.MarshalIndent(persisted{Version: 1, Certs: certs}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("reconciler: writing state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, stateFile+".*")
-	if err != nil {
+	if err := writeAtomic(dir, stateFile, data); err != nil {
 		return fmt.Errorf("reconciler: writing state: %w", err)
+	}
+	return nil
+}
+
+// writeAtomic replaces dir/name with data through a temporary file, fsync
+// and rename.
+func writeAtomic(dir, name string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, name+".*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("reconciler: writing state: %w", err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("reconciler: writing state: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("reconciler: writing state: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("reconciler: writing state: %w", err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
 
 // backoffAfter is the wait after the n-th consecutive failure: min·2ⁿ⁻¹,

@@ -277,6 +277,11 @@ const (
 	ActionRenew   Action = "renew"   // same request, time is up
 	ActionNone    Action = "none"
 	ActionRemove  Action = "remove" // the spec is gone: remove the Secret file
+	// ActionAdopt records a committed keypair certops did not issue but
+	// that matches the spec: the file is rewritten with certops'
+	// annotations, nothing is ordered. Only a pass decides it (it needs to
+	// decrypt); Plan never does.
+	ActionAdopt Action = "adopt"
 )
 
 // Reason says why, in cert-manager's trigger vocabulary.
@@ -292,6 +297,13 @@ const (
 	ReasonRenewing          Reason = "Renewing"
 	ReasonUpToDate          Reason = "UpToDate"
 	ReasonDeleted           Reason = "Deleted"
+	// ReasonKeyMismatch: the Secret's tls.key does not belong to the leaf
+	// of its tls.crt (cert-manager's InvalidKeyPair trigger). Only a pass
+	// finds it: it needs to decrypt.
+	ReasonKeyMismatch Reason = "KeyMismatch"
+	// ReasonAdopted: a keypair committed by someone else matched the spec
+	// and was adopted without issuing (ActionAdopt).
+	ReasonAdopted Reason = "Adopted"
 )
 
 // Decision is the plan for one certificate.

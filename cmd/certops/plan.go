@@ -27,7 +27,11 @@ needs no key, so it runs in a pull request's CI next to validate.
 ACTION is issue, reissue, renew, remove or none; REASON follows cert-manager's
 trigger policies: DoesNotExist, IssuerChanged, SpecChanged, ManuallyTriggered,
 Expired, Renewing (and Deleted, UpToDate). Invalid specs are reported on
-stderr and left out: their Secrets are held, never removed.`,
+stderr and left out: their Secrets are held, never removed.
+
+KeyMismatch (a tls.key that does not belong to its tls.crt) and adoption of a
+keypair committed by hand need to decrypt, so only a pass finds them; plan
+shows such a certificate as UpToDate or DoesNotExist.`,
 		Example: `  certops plan
   certops plan --output json ./certs-repo | jq '.[] | select(.decision.action != "none")'`,
 		Args: cobra.MaximumNArgs(1),
