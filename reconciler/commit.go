@@ -130,6 +130,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	p.rep.Pushed = hash
 	crashPoint("after-push")
 	r.log.Info("pushed", "commit", short(hash))
+	p.forgetPushed()
 	return nil
 }
 
