@@ -349,6 +349,11 @@ func (p *pass) readKeypair(file string) (*Keypair, error) {
 // readSecret decrypts one Secret file of the commit and returns its data.
 func (p *pass) readSecret(file string) (map[string][]byte, error) {
 	ct, err := fs.ReadFile(p.fsys, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		if data, ok := p.journalledSecret(file); ok { // journal.go
+			return data, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -367,6 +372,7 @@ func (p *pass) writeSecret(path string, manifest []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.writes[path] = manifest
+	p.journalSecretWrite(path, manifest) // journal.go
 	return nil
 }
 

@@ -181,6 +181,14 @@ func (j *journal) write(e *journalEntry) error {
 	if err != nil {
 		return fmt.Errorf("reconciler: journal: %w", err)
 	}
+	return j.writeFile(j.path(e.Cert), data)
+}
+
+// writeFile writes one journal file atomically.
+func (j *journal) writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return fmt.Errorf("reconciler: journal: %w", err)
+	}
 	tmp, err := os.CreateTemp(j.dir, ".entry-*")
 	if err != nil {
 		return fmt.Errorf("reconciler: journal: %w", err)
@@ -190,9 +198,9 @@ func (j *journal) write(e *journalEntry) error {
 	serr := tmp.Sync()
 	cerr := tmp.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("reconciler: journal: writing the entry of %s: %w", e.Cert, err)
+		return fmt.Errorf("reconciler: journal: writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), j.path(e.Cert)); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("reconciler: journal: %w", err)
 	}
 	if d, err := os.Open(j.dir); err == nil {
@@ -315,6 +323,16 @@ func (p *pass) sweepJournal(plan []spec.PlanEntry) {
 		if f.IsDir() || !strings.HasSuffix(f.Name(), ".json") || strings.HasPrefix(f.Name(), ".") {
 			continue
 		}
+		if strings.HasPrefix(f.Name(), "secret-") {
+			// A journalled issuer secret that Git now holds was pushed.
+			var e journalSecretFile
+			if b, err := os.ReadFile(filepath.Join(j.dir, f.Name())); err == nil && json.Unmarshal(b, &e) == nil && e.Path != "" {
+				if _, err := fs.Stat(p.fsys, e.Path); err == nil {
+					_ = os.Remove(filepath.Join(j.dir, f.Name()))
+				}
+			}
+			continue
+		}
 		pe, ok := byPath[f.Name()]
 		if !ok {
 			continue
@@ -347,4 +365,82 @@ func (p *pass) forgetPushed() {
 			p.r.log.Error("removing a journal entry", "cert", key, "error", err)
 		}
 	}
+	for file := range p.writes {
+		if err := os.Remove(j.secretPath(file)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			p.r.log.Error("removing a journalled issuer secret", "file", file, "error", err)
+		}
+	}
+}
+
+// Secret files a backend writes through IssuerEnv.WriteSecret (an ACME
+// account key) reach Git only with the pass' commit; an order placed by
+// that account would be lost with a crash before the commit. They are
+// journalled too, sealed, as secret-<path-hash>.json, served by ReadSecret
+// while Git lacks them (and queued again for the commit), and deleted
+// once pushed.
+
+// journalSecretFile is a backend's pending Secret file.
+type journalSecretFile struct {
+	Version int    `json:"version"`
+	Path    string `json:"path"`
+	Sealed  []byte `json:"sealed"` // the plaintext manifest, sealed
+}
+
+func (j *journal) secretPath(file string) string {
+	sum := sha256.Sum256([]byte(file))
+	return filepath.Join(j.dir, "secret-"+hex.EncodeToString(sum[:16])+".json")
+}
+
+// journalSecretWrite journals a backend's Secret file until it is pushed.
+func (p *pass) journalSecretWrite(file string, manifest []byte) {
+	j := p.r.journal
+	if j == nil {
+		return
+	}
+	err := func() error {
+		sealed, err := j.sealer.Seal(manifest)
+		if err != nil {
+			return err
+		}
+		data, err := json.Marshal(journalSecretFile{Version: 1, Path: file, Sealed: sealed})
+		if err != nil {
+			return err
+		}
+		return j.writeFile(j.secretPath(file), data)
+	}()
+	if err != nil {
+		p.r.log.Error("journalling an issuer secret", "file", file, "error", err)
+	}
+}
+
+// journalledSecret returns a journalled Secret file's data and queues the
+// file for this pass' commit again.
+func (p *pass) journalledSecret(file string) (map[string][]byte, bool) {
+	j := p.r.journal
+	if j == nil {
+		return nil, false
+	}
+	b, err := os.ReadFile(j.secretPath(file))
+	if err != nil {
+		return nil, false
+	}
+	var e journalSecretFile
+	if err := json.Unmarshal(b, &e); err != nil || e.Path != file {
+		p.r.log.Warn("ignoring a corrupt journalled issuer secret", "file", file)
+		return nil, false
+	}
+	plain, err := j.sealer.Open(e.Sealed)
+	if err != nil {
+		p.r.log.Warn("ignoring a journalled issuer secret that does not open", "file", file, "error", err)
+		return nil, false
+	}
+	sd, err := parseSecret(file, plain)
+	if err != nil {
+		p.r.log.Warn("ignoring a journalled issuer secret", "file", file, "error", err)
+		return nil, false
+	}
+	p.mu.Lock()
+	p.writes[file] = plain
+	p.mu.Unlock()
+	return sd.Data, true
 }

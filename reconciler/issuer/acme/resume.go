@@ -181,9 +181,10 @@ func (i *Issuer) waitOrder(ctx context.Context, get func(context.Context, string
 	}
 }
 
-// gone reports whether err says the order does not exist (any more): the
-// CA answers 404 for an unknown or purged order.
+// gone reports whether err says the order does not exist (any more) for
+// this account: the CA answers 404 for an unknown or purged order and 403
+// for an order of another account.
 func gone(err error) bool {
 	var pd *legoacme.ProblemDetails
-	return errors.As(err, &pd) && pd.HTTPStatus == http.StatusNotFound
+	return errors.As(err, &pd) && (pd.HTTPStatus == http.StatusNotFound || pd.HTTPStatus == http.StatusForbidden)
 }
