@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	legoacme "github.com/go-acme/lego/v5/acme"
@@ -21,6 +22,16 @@ type orderWatch struct {
 }
 
 type orderWatchKey struct{}
+
+// statusProbe records the HTTP status of the last answer for one URL:
+// lego keeps the status only when the CA sends a problem document, and
+// Pebble answers an unknown order with a bare 404.
+type statusProbe struct {
+	url    string
+	status atomic.Int32
+}
+
+type statusProbeKey struct{}
 
 // watchOrders returns ctx carrying observe for the issuer's new-order
 // endpoint; a nil observe, or an issuer without a directory yet, returns
@@ -44,6 +55,9 @@ type orderTransport struct{ base http.RoundTripper }
 
 func (t orderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
+	if sp, _ := r.Context().Value(statusProbeKey{}).(*statusProbe); sp != nil && err == nil && r.URL.String() == sp.url {
+		sp.status.Store(int32(resp.StatusCode))
+	}
 	if err != nil || resp.StatusCode != http.StatusCreated || r.Method != http.MethodPost {
 		return resp, err
 	}
@@ -80,11 +94,13 @@ func (i *Issuer) Resume(ctx context.Context, req *issuer.Request, orderURL strin
 	i.mu.Lock()
 	core, prober := i.core, i.prober
 	i.mu.Unlock()
+	probe := &statusProbe{url: orderURL}
+	ctx = context.WithValue(ctx, statusProbeKey{}, probe)
 	fail := func(err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return issuer.Transient(fmt.Errorf("acme: resume %s: %w (%w)", req.Name, cerr, err))
 		}
-		if gone(err) {
+		if s := probe.status.Load(); gone(err) || s == http.StatusNotFound || s == http.StatusForbidden {
 			return fmt.Errorf("acme: resume %s: %w: %w", req.Name, issuer.ErrReorder, err)
 		}
 		return classify(fmt.Errorf("acme: resume %s: %w", req.Name, err))
