@@ -132,6 +132,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	p.rep.Pushed = hash
 	crashPoint("after-push")
 	r.log.Info("pushed", "commit", short(hash))
+	p.forgetPushed()
 	return nil
 }
 

@@ -14,6 +14,12 @@
 // to 32h, reset by a spec change, persisted across restarts) without
 // delaying any other.
 //
+// Orders placed through a backend with remote orders (issuer.Resumer, that
+// is ACME) are journalled in the state directory, the key and CSR sealed to
+// the daemon's own age recipients (Options.Journal), so that a crash after
+// the CA issued resumes the order instead of ordering again; see
+// journal.go. The state directory never holds a plaintext key.
+//
 // It is the only package that combines gitsource, sops, spec and the
 // issuers; it never names a concrete backend. A Reconciler runs one pass at
 // a time; its status accessors are safe for concurrent use.

@@ -141,8 +141,23 @@ func (p *pass) issueOne(c *spec.Certificate, d spec.Decision) CertResult {
 	ks := issuer.KeySpec{Algorithm: string(pk.Algorithm), Size: pk.Size, Encoding: string(pk.Encoding)}
 	var key crypto.Signer
 	var keyPEM []byte
+	// Order journal (journal.go): a remote order left by an earlier run
+	// continues with its key.
+	rs, remote := backend.(issuer.Resumer)
+	remote = remote && p.r.journal != nil
+	var prev *resumable
+	if remote {
+		if prev = p.journalFor(c); prev != nil && ks.Matches(prev.key) {
+			key = prev.key
+			if keyPEM, err = issuer.EncodePrivateKey(key, ks.Encoding); err != nil {
+				return p.fail(c, d, issuer.Permanent(err))
+			}
+		} else {
+			prev = nil
+		}
+	}
 	old := p.observed[c.Key()]
-	if pk.RotationPolicy == spec.RotationNever && old != nil {
+	if key == nil && pk.RotationPolicy == spec.RotationNever && old != nil {
 		if kp, err := p.readKeypair(old.File); err == nil && ks.Matches(kp.Key) {
 			key = kp.Key
 			if keyPEM, err = issuer.EncodePrivateKey(key, ks.Encoding); err != nil {
@@ -163,6 +178,8 @@ func (p *pass) issueOne(c *spec.Certificate, d spec.Decision) CertResult {
 	var res *issuer.Result
 	if ss, ok := backend.(issuer.SelfSigner); ok {
 		res, err = ss.SignSelf(ctx, req, key)
+	} else if remote {
+		res, err = p.signJournaled(ctx, c, rs, req, keyPEM, prev)
 	} else {
 		res, err = backend.Sign(ctx, req)
 	}
@@ -332,6 +349,11 @@ func (p *pass) readKeypair(file string) (*Keypair, error) {
 // readSecret decrypts one Secret file of the commit and returns its data.
 func (p *pass) readSecret(file string) (map[string][]byte, error) {
 	ct, err := fs.ReadFile(p.fsys, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		if data, ok := p.journalledSecret(file); ok { // journal.go
+			return data, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -350,6 +372,7 @@ func (p *pass) writeSecret(path string, manifest []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.writes[path] = manifest
+	p.journalSecretWrite(path, manifest) // journal.go
 	return nil
 }
 

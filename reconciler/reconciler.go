@@ -113,6 +113,7 @@ type Options struct {
 	Logger                 *slog.Logger
 	Now                    func() time.Time
 	Rand                   *rand.Rand
+	Journal                Sealer // seals the order journal in StateDir (journal.go); nil keeps none
 }
 
 // Reconciler runs passes. Pass must not be called concurrently; status
@@ -129,6 +130,7 @@ type Reconciler struct {
 	rulesSum string                   // hash of the .sops.yaml files at the last re-key check
 	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
 	verified map[string]string        // Secret file → content hash last verified (verify.go); pass goroutine only
+	journal  *journal                 // order journal; nil keeps none
 }
 
 // New validates the options and loads the persisted state.
@@ -162,7 +164,8 @@ func New(o Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}, verified: verified}, nil
+	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}, verified: verified,
+		journal: newJournal(o.StateDir, o.Journal)}, nil
 }
 
 // CertResult is what a pass did with one certificate.
@@ -369,6 +372,7 @@ func (p *pass) run() error {
 		}
 		due = append(due, c)
 	}
+	p.sweepJournal(entries)
 	if len(due) > 0 {
 		r.log.Info("issuing", "certificates", len(due), "commit", short(p.commit))
 	}

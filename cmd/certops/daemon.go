@@ -219,10 +219,19 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	if f.apply {
 		applier = newApplier(log)
 	}
+	// The order journal is sealed to the daemon's own age recipients.
+	var journal reconciler.Sealer
+	if ids, err := f.identities(); err == nil {
+		if s, err := reconciler.NewAgeSealer(ids); err == nil {
+			journal = s
+		} else {
+			log.Warn("no order journal: a crash after an ACME order is placed orders again", "reason", err.Error())
+		}
+	}
 	rec, err := reconciler.New(reconciler.Options{
 		Source: repo, Crypter: codec, Issuers: issuerFactories(), Applier: applier,
 		StateDir: f.stateDir, Policy: policy, Workers: f.workers,
-		BackoffMin: f.backoffMin, BackoffMax: f.backoffMax, Logger: log,
+		BackoffMin: f.backoffMin, BackoffMax: f.backoffMax, Logger: log, Journal: journal,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,9 @@
 // signing request plus the requested lifetime and usages, and returns the
 // chain, leaf first. Self-signing is the one case that needs the key; it is
 // the optional SelfSigner capability, discovered with a type assertion.
+// Backends whose orders live at the CA (ACME) implement Resumer: they report
+// each order's URL through Request.OnOrder and can pick an order up again
+// after a crash, so that the caller never orders twice for one key.
 //
 // The package also generates keys (KeySpec) and CSRs (Template) with the
 // field names and defaults of cert-manager's Certificate, parses existing

@@ -46,6 +46,10 @@ type Request struct {
 	// Replaces is the certificate this one renews, if any; ACME sends its ARI
 	// identifier as `replaces` (RFC 9773 section 5).
 	Replaces *x509.Certificate
+	// OnOrder, when set, is told the URL of each order a Resumer creates
+	// for this request, so the caller can journal it (see Resumer). Other
+	// backends ignore it.
+	OnOrder OrderObserver
 }
 
 // NewRequest parses and checks a DER-encoded CSR and fills a Request.

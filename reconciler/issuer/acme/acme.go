@@ -22,12 +22,16 @@ import (
 	"github.com/go-acme/lego/v5/certificate"
 	"github.com/go-acme/lego/v5/challenge"
 	"github.com/go-acme/lego/v5/challenge/dns01"
+	"github.com/go-acme/lego/v5/challenge/resolver"
 	"github.com/go-acme/lego/v5/lego"
 
 	"certops.dev/certops/reconciler/issuer"
 )
 
-var _ issuer.Issuer = (*Issuer)(nil)
+var (
+	_ issuer.Issuer  = (*Issuer)(nil)
+	_ issuer.Resumer = (*Issuer)(nil)
+)
 
 // AccountStore keeps the PEM-encoded account private key of one issuer on
 // one ACME server. The daemon implements it with a SOPS-encrypted file.
@@ -102,6 +106,10 @@ type Issuer struct {
 
 	mu     sync.Mutex
 	client *lego.Client
+	// core and prober serve Resume: lego's client keeps its own core
+	// private, and orders are fetched by URL only through one.
+	core   *api.Core
+	prober *resolver.Prober
 }
 
 // New validates cfg eagerly; the account is loaded or registered on the
@@ -171,22 +179,8 @@ func (i *Issuer) lazyClient(ctx context.Context) (*lego.Client, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("acme: directory %s: %w", i.cfg.DirectoryURL, err))
 	}
-	if i.cfg.HTTP01 != nil {
-		if err := client.Challenge.SetHTTP01Provider(i.cfg.HTTP01); err != nil {
-			return nil, issuer.Permanent(fmt.Errorf("acme: http-01: %w", err))
-		}
-	}
-	if i.cfg.DNS01 != nil {
-		if len(i.cfg.DNS01Resolvers) > 0 {
-			dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: i.cfg.DNS01Resolvers, Timeout: 10 * time.Second}))
-		}
-		opts := []dns01.ChallengeOption{}
-		if i.cfg.DNS01SkipPropagationCheck {
-			opts = append(opts, dns01.PropagationWait(0, true))
-		}
-		if err := client.Challenge.SetDNS01Provider(i.cfg.DNS01, opts...); err != nil {
-			return nil, issuer.Permanent(fmt.Errorf("acme: dns-01: %w", err))
-		}
+	if err := i.setSolvers(client.Challenge); err != nil {
+		return nil, err
 	}
 	var reg *legoacme.ExtendedAccount
 	if i.cfg.EAB != nil {
@@ -198,9 +192,39 @@ func (i *Issuer) lazyClient(ctx context.Context) (*lego.Client, error) {
 		return nil, classify(fmt.Errorf("acme: register account: %w", err))
 	}
 	u.reg = reg
+	core, err := api.New(lc.HTTPClient, lc.UserAgent, i.cfg.DirectoryURL, reg.Location, key)
+	if err != nil {
+		return nil, classify(fmt.Errorf("acme: directory %s: %w", i.cfg.DirectoryURL, err))
+	}
+	solvers := resolver.NewSolversManager(core)
+	if err := i.setSolvers(solvers); err != nil {
+		return nil, err
+	}
 	i.log.Info("acme account ready", "server", i.cfg.DirectoryURL)
-	i.client = client
+	i.client, i.core, i.prober = client, core, resolver.NewProber(solvers)
 	return client, nil
+}
+
+// setSolvers installs the configured challenge solvers on m.
+func (i *Issuer) setSolvers(m *resolver.SolverManager) error {
+	if i.cfg.HTTP01 != nil {
+		if err := m.SetHTTP01Provider(i.cfg.HTTP01); err != nil {
+			return issuer.Permanent(fmt.Errorf("acme: http-01: %w", err))
+		}
+	}
+	if i.cfg.DNS01 != nil {
+		if len(i.cfg.DNS01Resolvers) > 0 {
+			dns01.SetDefaultClient(dns01.NewClient(&dns01.Options{RecursiveNameservers: i.cfg.DNS01Resolvers, Timeout: 10 * time.Second}))
+		}
+		opts := []dns01.ChallengeOption{}
+		if i.cfg.DNS01SkipPropagationCheck {
+			opts = append(opts, dns01.PropagationWait(0, true))
+		}
+		if err := m.SetDNS01Provider(i.cfg.DNS01, opts...); err != nil {
+			return issuer.Permanent(fmt.Errorf("acme: dns-01: %w", err))
+		}
+	}
+	return nil
 }
 
 func (i *Issuer) accountKey(ctx context.Context) (crypto.Signer, error) {
@@ -236,12 +260,12 @@ func (i *Issuer) accountKey(ctx context.Context) (crypto.Signer, error) {
 func (i *Issuer) httpClient() *http.Client {
 	if i.cfg.HTTPClient != nil {
 		c := *i.cfg.HTTPClient
-		c.Transport = issuer.ObserveTransport(c.Transport, i.cfg.OnRequest)
+		c.Transport = orderTransport{issuer.ObserveTransport(c.Transport, i.cfg.OnRequest)}
 		return &c
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{RootCAs: i.cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	return &http.Client{Timeout: 2 * time.Minute, Transport: issuer.ObserveTransport(t, i.cfg.OnRequest)}
+	return &http.Client{Timeout: 2 * time.Minute, Transport: orderTransport{issuer.ObserveTransport(t, i.cfg.OnRequest)}}
 }
 
 // Sign obtains a certificate for req's CSR. req.Duration is not sent: the
@@ -262,6 +286,9 @@ func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result,
 	if err != nil {
 		return nil, err
 	}
+	// Registration is done: from here on, the only POST the CA answers
+	// with 201 Created is the new order (RFC 8555 section 7.4).
+	ctx = i.watchOrders(ctx, req.OnOrder)
 	or := certificate.ObtainForCSRRequest{
 		CSR: req.CSR, Bundle: true, Profile: i.cfg.Profile, PreferredChain: i.cfg.PreferredChain,
 	}
@@ -289,7 +316,12 @@ func (i *Issuer) Sign(ctx context.Context, req *issuer.Request) (*issuer.Result,
 		}
 		return nil, classify(fmt.Errorf("acme: %s: %w", req.Name, err))
 	}
-	out, err := issuer.NewResult(res.Certificate, nil)
+	return i.result(ctx, client, req, res.Certificate)
+}
+
+// result checks the chain the CA sent and adds the ARI renewal hint.
+func (i *Issuer) result(ctx context.Context, client *lego.Client, req *issuer.Request, chainPEM []byte) (*issuer.Result, error) {
+	out, err := issuer.NewResult(chainPEM, nil)
 	if err != nil {
 		return nil, issuer.Transient(fmt.Errorf("acme: %s: certificate from the CA: %w", req.Name, err))
 	}
