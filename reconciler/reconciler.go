@@ -113,6 +113,14 @@ type Options struct {
 	Logger                 *slog.Logger
 	Now                    func() time.Time
 	Rand                   *rand.Rand
+
+	// Notify receives an event per certificate issued, renewed, reissued
+	// or removed once its commit is pushed, and per new failure (see
+	// notify.go). Each has a queue of NotifyQueue events (default
+	// DefaultNotifyQueue); OnNotified, when set, is told each outcome.
+	Notify      []Notifier
+	NotifyQueue int
+	OnNotified  func(sink, result string)
 }
 
 // Reconciler runs passes. Pass must not be called concurrently; status
@@ -128,6 +136,8 @@ type Reconciler struct {
 	seenHead string
 	rulesSum string                   // hash of the .sops.yaml files at the last re-key check
 	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
+
+	notify *notifier
 }
 
 // New validates the options and loads the persisted state.
@@ -157,7 +167,9 @@ func New(o Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}}, nil
+	r := &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}}
+	r.notify = newNotifier(r, o.Notify, o.NotifyQueue)
+	return r, nil
 }
 
 // CertResult is what a pass did with one certificate.
@@ -235,6 +247,7 @@ func (r *Reconciler) Pass(ctx context.Context, force bool) *Report {
 		rep.Error = err.Error()
 		r.log.Error("pass failed", "error", err)
 	}
+	r.notify.flush()
 	return rep
 }
 
@@ -246,6 +259,7 @@ func (r *Reconciler) pass(ctx context.Context, force bool, rep *Report) error {
 		if err := r.o.Source.Push(ctx); err != nil {
 			return fmt.Errorf("pushing earlier commits: %w", err)
 		}
+		r.notify.pushed()
 	}
 	if !force {
 		head, changed, err := r.o.Source.Poll(ctx)
@@ -314,6 +328,8 @@ type pass struct {
 
 	backendsMu sync.Mutex
 	backends   map[string]backendResult // by issuer name, this pass
+
+	events []Event // of the certificates in this pass' commit
 }
 
 func (p *pass) run() error {
@@ -368,7 +384,9 @@ func (p *pass) run() error {
 	p.rep.Results = append(p.rep.Results, results...)
 	slices.SortFunc(p.rep.Results, func(a, b CertResult) int { return strings.Compare(a.Name, b.Name) })
 
-	if err := p.commitAndPush(removals); err != nil {
+	err := p.commitAndPush(removals)
+	p.failureEvents()
+	if err != nil {
 		return err
 	}
 	p.rep.NextDue = p.nextDue()
