@@ -71,6 +71,7 @@ It serves on --listen:
 				return err
 			}
 			defer repo.Close()
+			defer closeNotifiers(ctx, log, rec)
 			return runDaemon(ctx, log, rec, f.interval, f.listen, secret)
 		},
 	}
@@ -240,6 +241,7 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(caRequests, m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry.MustRegister(notifications)
 	return m
 }
 
