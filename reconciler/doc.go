@@ -14,6 +14,11 @@
 // to 32h, reset by a spec change, persisted across restarts) without
 // delaying any other.
 //
+// Notifiers (Options.Notify) get an Event per certificate issued, renewed,
+// reissued or removed once its commit is pushed, and per new failure; each
+// is called from its own goroutine through a bounded queue, so a slow one
+// never delays a pass. Close drains the queues.
+//
 // It is the only package that combines gitsource, sops, spec and the
 // issuers; it never names a concrete backend. A Reconciler runs one pass at
 // a time; its status accessors are safe for concurrent use.
