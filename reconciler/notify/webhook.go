@@ -152,18 +152,28 @@ func (w *Webhook) Notify(ctx context.Context, ev reconciler.Event) error {
 	return fmt.Errorf("notify: webhook %s: giving up on event %s: %w", w.shown, ev.ID, last)
 }
 
-type permanentError struct{ status int }
+// permanentError is a delivery that retrying cannot fix: the receiver
+// refused it (status), or the request could not be built (err).
+type permanentError struct {
+	status int
+	err    error
+}
 
 func (e *permanentError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
 	return fmt.Sprintf("receiver answered %d %s (not retried)", e.status, http.StatusText(e.status))
 }
+
+func (e *permanentError) Unwrap() error { return e.err }
 
 // post makes one attempt. It returns the wait the receiver asked for
 // (Retry-After) with a retryable error.
 func (w *Webhook) post(ctx context.Context, ev reconciler.Event, body []byte, sig string) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return 0, &permanentError{}
+		return 0, &permanentError{err: errors.New("building the request failed")} // its error quotes the URL
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "certops")
