@@ -56,6 +56,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		notAfter := it.leaf.NotAfter.UTC().Format(time.RFC3339)
 		lines = append(lines, fmt.Sprintf("- %s %s (%s): serial %s, not after %s, issuer %s",
 			action, key, it.reason, serial, notAfter, it.cert.Spec.IssuerRef.Name))
+		p.events = append(p.events, p.committedEvent(it))
 		msg.Trailers = append(msg.Trailers,
 			gitsource.Trailer{Key: "Certificate", Value: key},
 			gitsource.Trailer{Key: "Serial", Value: serial},
@@ -90,6 +91,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		remove = append(remove, e.File)
 		counts["remove"]++
 		lines = append(lines, fmt.Sprintf("- remove %s (%s): its spec is gone", e.Name, spec.ReasonDeleted))
+		p.events = append(p.events, p.removedEvent(e))
 		msg.Trailers = append(msg.Trailers,
 			gitsource.Trailer{Key: "Certificate", Value: e.Name},
 			gitsource.Trailer{Key: "Reason", Value: string(spec.ReasonDeleted)})
@@ -124,12 +126,17 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	}
 	crashPoint("after-commit")
 	r.log.Info("committed", "commit", short(hash), "files", len(files), "removed", len(remove))
+	for i := range p.events {
+		p.events[i].Commit = hash
+	}
+	r.notify.hold(p.events) // sent once pushed, in this pass or a later one
 	if err := r.o.Source.Push(p.ctx); err != nil {
 		// The commit stays in the local clone and is pushed first next
 		// pass; nothing is issued again because of it.
 		return fmt.Errorf("pushing %s: %w", short(hash), err)
 	}
 	p.rep.Pushed = hash
+	r.notify.pushed()
 	crashPoint("after-push")
 	r.log.Info("pushed", "commit", short(hash))
 	p.forgetPushed()

@@ -20,6 +20,11 @@
 // the CA issued resumes the order instead of ordering again; see
 // journal.go. The state directory never holds a plaintext key.
 //
+// Notifiers (Options.Notify) get an Event per certificate issued, renewed,
+// reissued or removed once its commit is pushed, and per new failure; each
+// is called from its own goroutine through a bounded queue, so a slow one
+// never delays a pass. Close drains the queues.
+//
 // It is the only package that combines gitsource, sops, spec and the
 // issuers; it never names a concrete backend. A Reconciler runs one pass at
 // a time; its status accessors are safe for concurrent use.

@@ -114,6 +114,14 @@ type Options struct {
 	Now                    func() time.Time
 	Rand                   *rand.Rand
 	Journal                Sealer // seals the order journal in StateDir (journal.go); nil keeps none
+
+	// Notify receives an event per certificate issued, renewed, reissued
+	// or removed once its commit is pushed, and per new failure (see
+	// notify.go). Each has a queue of NotifyQueue events (default
+	// DefaultNotifyQueue); OnNotified, when set, is told each outcome.
+	Notify      []Notifier
+	NotifyQueue int
+	OnNotified  func(sink, result string)
 }
 
 // Reconciler runs passes. Pass must not be called concurrently; status
@@ -131,6 +139,7 @@ type Reconciler struct {
 	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
 	verified map[string]string        // Secret file → content hash last verified (verify.go); pass goroutine only
 	journal  *journal                 // order journal; nil keeps none
+	notify   *notifier
 }
 
 // New validates the options and loads the persisted state.
@@ -164,8 +173,10 @@ func New(o Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}, verified: verified,
-		journal: newJournal(o.StateDir, o.Journal)}, nil
+	r := &Reconciler{o: o, log: o.Logger, state: st, backends: map[string]issuer.Issuer{}, verified: verified,
+		journal: newJournal(o.StateDir, o.Journal)}
+	r.notify = newNotifier(r, o.Notify, o.NotifyQueue)
+	return r, nil
 }
 
 // CertResult is what a pass did with one certificate.
@@ -243,6 +254,7 @@ func (r *Reconciler) Pass(ctx context.Context, force bool) *Report {
 		rep.Error = err.Error()
 		r.log.Error("pass failed", "error", err)
 	}
+	r.notify.flush()
 	return rep
 }
 
@@ -254,6 +266,7 @@ func (r *Reconciler) pass(ctx context.Context, force bool, rep *Report) error {
 		if err := r.o.Source.Push(ctx); err != nil {
 			return fmt.Errorf("pushing earlier commits: %w", err)
 		}
+		r.notify.pushed()
 	}
 	if !force {
 		head, changed, err := r.o.Source.Poll(ctx)
@@ -324,6 +337,7 @@ type pass struct {
 	backends   map[string]backendResult // by issuer name, this pass
 
 	touched map[string]bool // Secret files marked verified in this pass (verify.go)
+	events  []Event         // of the certificates in this pass' commit
 }
 
 func (p *pass) run() error {
@@ -384,6 +398,7 @@ func (p *pass) run() error {
 
 	err := p.commitAndPush(removals)
 	p.saveVerified()
+	p.failureEvents()
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type certState struct {
 	LastError   string    `json:"lastError,omitempty"`
 	LastFailure time.Time `json:"lastFailure,omitzero"`
 	NextRetry   time.Time `json:"nextRetry,omitzero"`
+	// Notified is the signature of the failure last notified (error and
+	// backoff step), so the same failure is not notified every attempt.
+	Notified string `json:"notified,omitempty"`
 }
 
 // persisted is the state file's content.

@@ -49,6 +49,8 @@ type daemonFlags struct {
 	logFormat         string
 	logLevel          string
 	apply             bool
+	notifyURL         string
+	notifySecretFile  string
 }
 
 func (f *daemonFlags) register(fs *pflag.FlagSet) {
@@ -73,6 +75,8 @@ func (f *daemonFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&f.apply, "apply", true, "apply the Secrets to the clusters certops.yaml names (false: Git only)")
+	fs.StringVar(&f.notifyURL, "notify-url", "", "POST a signed JSON event to this URL per certificate issued, renewed, reissued, removed or failed")
+	fs.StringVar(&f.notifySecretFile, "notify-secret-file", "", "HMAC-SHA256 key of the --notify-url signature (header X-Certops-Signature)")
 }
 
 func defaultStateDir() string {
@@ -228,10 +232,16 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 			log.Warn("no order journal: a crash after an ACME order is placed orders again", "reason", err.Error())
 		}
 	}
+	notifiers, err := f.notifiers(log, applier)
+	if err != nil {
+		repo.Close()
+		return nil, nil, err
+	}
 	rec, err := reconciler.New(reconciler.Options{
 		Source: repo, Crypter: codec, Issuers: issuerFactories(), Applier: applier,
 		StateDir: f.stateDir, Policy: policy, Workers: f.workers,
 		BackoffMin: f.backoffMin, BackoffMax: f.backoffMax, Logger: log, Journal: journal,
+		Notify: notifiers, OnNotified: countNotification,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -315,6 +325,7 @@ skipped; nothing that exists is deleted because of them.`,
 			}
 			defer repo.Close()
 			rep := rec.Pass(cmd.Context(), true)
+			closeNotifiers(cmd.Context(), log, rec)
 			printSummary(cmd.OutOrStdout(), cmd.ErrOrStderr(), rep)
 			if rep.Failed() > 0 || len(rep.Problems) > 0 || (rep.Apply != nil && len(rep.Apply.Errors) > 0) {
 				return &exitError{code: 1}

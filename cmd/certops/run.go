@@ -74,6 +74,7 @@ It serves on --listen:
 				return err
 			}
 			defer repo.Close()
+			defer closeNotifiers(ctx, log, rec)
 			if lf.enabled {
 				kube.RouteKlog(log) // client-go's leader election logs through klog
 			}
@@ -296,6 +297,7 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(caRequests, gitOperations, gitDuration, m.expiration, m.notBefore, m.renewal, m.ready, m.issuance, m.passes, m.duration, m.applied, m.problems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry.MustRegister(notifications)
 	return m
 }
 

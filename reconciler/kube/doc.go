@@ -14,6 +14,9 @@
 // Desired says TakeOver. Cluster.Prune deletes Secrets labelled as certops'
 // that are no longer wanted, and nothing else; it is opt-in per cluster.
 //
+// Cluster.RecordEvent writes a core/v1 Event about one of certops' Secrets
+// (Issued, Renewed, Reissued, IssuanceFailed), as kubectl describe shows.
+//
 // Fleet applies to many clusters in parallel; a cluster that is unreachable
 // or forbids the write is reported with a typed error and retried with
 // backoff while the others proceed.
