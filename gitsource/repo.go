@@ -91,6 +91,7 @@ type Repo struct {
 	remote   *git.Remote
 	branch   plumbing.ReferenceName // tracked branch on the remote
 	target   plumbing.ReferenceName // push destination on the remote
+	gitDir   string                 // the bare clone in the cache
 
 	mu sync.Mutex
 }
@@ -200,7 +201,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		_ = storage.Close()
 		return nil, fmt.Errorf("gitsource: open %s: cache %s: %w", redacted, gitDir, err)
 	}
-	r := &Repo{
+	r := &Repo{gitDir: gitDir,
 		storage:  storage,
 		opts:     o,
 		ep:       ep,
@@ -379,6 +380,11 @@ func (r *Repo) Sync(ctx context.Context) (string, error) {
 	}
 	return head.String(), nil
 }
+
+// GitDir is the bare clone in the cache. Readers that open it themselves
+// (git.PlainOpen, the git CLI) get their own handles and never share
+// go-git's pack readers with the Repo.
+func (r *Repo) GitDir() string { return r.gitDir }
 
 // Head returns the commit to work on: the last verified remote tip plus
 // unpushed commits ("" before the first Sync).

@@ -118,7 +118,7 @@ func TestLeaderElection(t *testing.T) {
 		addr := ln.Addr().String()
 		ln.Close()
 		r := &replica{el: el, base: "http://" + addr, cancel: cancel, done: make(chan error, 1)}
-		go func() { r.done <- serveDaemon(ctx, log, rec, time.Second, addr, nil, el) }()
+		go func() { r.done <- serveDaemon(ctx, log, rec, time.Second, addr, nil, el, nil) }()
 		t.Cleanup(func() {
 			cancel()
 			<-r.done

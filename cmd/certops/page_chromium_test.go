@@ -98,7 +98,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(ctx, log, rec, time.Hour, addr, nil) }()
+	go func() { done <- serveDaemon(ctx, log, rec, time.Hour, addr, nil, nil, newGitHistory(repo.GitDir(), repo.Head)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -187,6 +187,14 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, `class="badge state-failed">failed<`) || !strings.Contains(dom, "lost-ca") {
 		t.Errorf("the failing certificate is not shown as failed")
+	}
+	// The issuance history comes from Git (package history): four issued
+	// certificates, one issuance each, read from the pass' commit.
+	if n := strings.Count(dom, "<summary>1 issuance</summary>"); n != len(wantNames)-1 {
+		t.Errorf("history read from Git for %d certificates, want %d", n, len(wantNames)-1)
+	}
+	if strings.Contains(dom, "history unavailable") || strings.Contains(dom, "(last known)") {
+		t.Error("the page did not read the history from Git")
 	}
 
 	// A screenshot of the whole page, kept as the test's artifact.

@@ -82,7 +82,7 @@ It serves on --listen:
 			if err != nil {
 				return err
 			}
-			return serveDaemon(ctx, log, rec, f.interval, f.listen, secret, el)
+			return serveDaemon(ctx, log, rec, f.interval, f.listen, secret, el, newGitHistory(repo.GitDir(), repo.Head))
 		},
 	}
 	f.register(cmd.Flags())
@@ -93,13 +93,13 @@ It serves on --listen:
 
 // runDaemon owns the loop and the HTTP server; both end when ctx does.
 func runDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler, interval time.Duration, listen string, webhookSecret []byte) error {
-	return serveDaemon(ctx, log, rec, interval, listen, webhookSecret, nil)
+	return serveDaemon(ctx, log, rec, interval, listen, webhookSecret, nil, nil)
 }
 
 // serveDaemon is runDaemon with leader election: with el set, passes run
 // only while this replica leads and end the moment it stops leading; a
 // follower serves the repository's offline status (see leader.go).
-func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler, interval time.Duration, listen string, webhookSecret []byte, el *election) error {
+func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconciler, interval time.Duration, listen string, webhookSecret []byte, el *election, hist historyReader) error {
 	ctx, stopElection, elDone, elChanged := el.start(ctx)
 	defer stopElection()
 	trigger := make(chan string, 1)
@@ -134,7 +134,7 @@ func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconcil
 		_ = enc.Encode(status())
 	})
 	mux.Handle(acme.HTTP01Path, http01)
-	registerStatusPage(mux, log, rec.Status, nil)
+	registerStatusPage(mux, log, status, hist)
 	mux.HandleFunc("POST /hooks/git", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if err != nil {
