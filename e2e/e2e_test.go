@@ -381,6 +381,10 @@ spec:
 	// renewal signed, and applies it.
 	w.daemonRenews()
 
+	// 9. `certops history` tells each event of the scenario, in order, with
+	// the commit that caused it, as git itself finds it.
+	w.historyMatchesGit()
+
 	// Every commit certops made is signed with its key.
 	for _, line := range strings.Split(w.git.Run(t, w.git.Dir("repo.git"), "log", "--format=%H %an", "main"), "\n") {
 		if hash, author, _ := strings.Cut(line, " "); author == "certops-bot" {

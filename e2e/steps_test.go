@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -307,4 +308,61 @@ func tailString(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// historyMatchesGit runs `certops history` on a full clone and checks it
+// against the scenario and against the git CLI.
+func (w *world) historyMatchesGit() {
+	t := w.t
+	t.Helper()
+	clone := w.git.Clone(t, "repo.git", "main")
+	out, err := w.certops("history", clone, "--output", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Truncated bool
+		Events    []struct {
+			Commit, Certificate, Reason, Serial, SpecFile string
+			Cause                                         *struct{ Commit, Author, Subject string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		t.Fatalf("history --output json: %v\n%s", err, out)
+	}
+	if h.Truncated {
+		t.Error("history of a full clone says it is truncated")
+	}
+	// Every Certificate trailer of certops' commits is one event.
+	trailers := strings.Fields(w.git.Run(t, clone, "log", "--reverse", "--author=certops-bot",
+		"--format=%(trailers:key=Certificate,valueonly)", "main"))
+	var got []string
+	for _, e := range h.Events {
+		got = append(got, e.Certificate)
+	}
+	if strings.Join(got, " ") != strings.Join(trailers, " ") {
+		t.Errorf("history lists\n  %v\nthe commits' trailers name\n  %v", got, trailers)
+	}
+	// apps/api went through the whole life cycle, each step caused by a
+	// human commit on its spec file.
+	var reasons []string
+	for _, e := range h.Events {
+		if e.Certificate != "apps/api" {
+			continue
+		}
+		reasons = append(reasons, e.Reason)
+		if e.Cause == nil {
+			t.Errorf("event %s of apps/api has no cause", e.Reason)
+			continue
+		}
+		// As `git log -1 EVENT -- SPEC` finds it; for the removal, the
+		// commit that deleted the file.
+		want := w.git.Run(t, clone, "log", "-1", "--format=%H", e.Commit, "--", "certificates/apps/api.yaml")
+		if e.Cause.Commit != want || e.Cause.Author != "Test Human" {
+			t.Errorf("apps/api %s: cause %s by %s, git says %s by Test Human", e.Reason, e.Cause.Commit, e.Cause.Author, want)
+		}
+	}
+	if want := "DoesNotExist ManuallyTriggered SpecChanged Deleted"; strings.Join(reasons, " ") != want {
+		t.Errorf("apps/api events %v, want %s", reasons, want)
+	}
 }
