@@ -76,6 +76,8 @@ type world struct {
 	// signers is the allowed-signers file `git verify-commit` checks them
 	// against.
 	signingKey, signers string
+	// allowExec is the daemon's --allow-exec (empty: no exec issuer runs).
+	allowExec string
 }
 
 func (w *world) certops(args ...string) (string, error) {

@@ -136,6 +136,17 @@ spec:
 	if seeded == before {
 		t.Fatal("seeding the exec issuer made no commit")
 	}
+	// The repository alone cannot make the daemon run a program: until its
+	// operator allows the command, the issuer is refused, naming the file.
+	if out, err := w.certops("reconcile"); err == nil || !strings.Contains(err.Error(), "issuers/cli.yaml") ||
+		!strings.Contains(err.Error(), "--allow-exec") {
+		t.Fatalf("an exec issuer ran without --allow-exec: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pushed")); !os.IsNotExist(err) {
+		t.Fatalf("the exec issuer's command ran without --allow-exec (%v)", err)
+	}
+	w.allowExec = script
+	defer func() { w.allowExec = "" }()
 	w.reconcile()
 	if _, err := os.Stat(filepath.Join(dir, "pushed")); err != nil {
 		t.Fatalf("the exec issuer never pushed its human commit: %v", err)

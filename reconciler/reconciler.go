@@ -110,10 +110,15 @@ type Options struct {
 	Policy                 *spec.Policy             // the daemon's own policy
 	Workers                int                      // issuances in flight; default 2×GOMAXPROCS
 	BackoffMin, BackoffMax time.Duration
-	Logger                 *slog.Logger
-	Now                    func() time.Time
-	Rand                   *rand.Rand
-	Journal                Sealer // seals the order journal in StateDir (journal.go); nil keeps none
+	// HostConfig is mixed into the fingerprint of every failure hold: a
+	// certificate held after a permanent failure is tried again when its
+	// spec, its issuer or this changes — a digest of the daemon's own
+	// settings that decide whether an issuer can work (--allow-exec).
+	HostConfig string
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Rand       *rand.Rand
+	Journal    Sealer // seals the order journal in StateDir (journal.go); nil keeps none
 
 	// Notify receives an event per certificate issued, renewed, reissued
 	// or removed once its commit is pushed, and per new failure (see
@@ -425,6 +430,7 @@ func targetStrings(ts []spec.ResolvedTarget) []string {
 func (p *pass) fingerprint(c *spec.Certificate) string {
 	h := sha256.New()
 	h.Write([]byte(c.SpecHash()))
+	h.Write([]byte(p.r.o.HostConfig))
 	if iss := p.repo.Issuers[c.Spec.IssuerRef.Name]; iss != nil {
 		b, _ := json.Marshal(iss.Spec)
 		h.Write(b)

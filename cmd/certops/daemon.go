@@ -42,6 +42,7 @@ type daemonFlags struct {
 	verifyKeys        string
 	allowedSigners    string
 	workers           int
+	allowExec         []string
 	interval          time.Duration
 	backoffMin        time.Duration
 	backoffMax        time.Duration
@@ -67,6 +68,7 @@ func (f *daemonFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.signingPassphrase, "signing-passphrase-file", "", "file holding the signing key's passphrase")
 	fs.StringVar(&f.verifyKeys, "verify-openpgp-keys", "", "file of armored OpenPGP public keys; when set (or --allowed-signers), unsigned or untrusted tip commits are refused")
 	fs.StringVar(&f.allowedSigners, "allowed-signers", "", "SSH allowed-signers file of keys trusted to sign the tracked branch")
+	fs.StringSliceVar(&f.allowExec, "allow-exec", nil, "a command exec issuers may run, as spec.exec.command[0] names it (repeatable); exec issuers naming any other are refused, since a commit alone must not run programs on this host")
 	fs.IntVar(&f.workers, "workers", 0, "issuances in flight (default 2×CPUs)")
 	fs.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository (jittered)")
 	fs.DurationVar(&f.backoffMin, "backoff-min", reconciler.DefaultBackoffMin, "first retry delay after a failed issuance")
@@ -238,8 +240,8 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 		return nil, nil, err
 	}
 	rec, err := reconciler.New(reconciler.Options{
-		Source: repo, Crypter: codec, Issuers: issuerFactories(), Applier: applier,
-		StateDir: f.stateDir, Policy: policy, Workers: f.workers,
+		Source: repo, Crypter: codec, Issuers: issuerFactories(f.allowExec), Applier: applier,
+		StateDir: f.stateDir, Policy: policy, Workers: f.workers, HostConfig: "allow-exec=" + strings.Join(f.allowExec, "\x00"),
 		BackoffMin: f.backoffMin, BackoffMax: f.backoffMax, Logger: log, Journal: journal,
 		Notify: notifiers, OnNotified: countNotification,
 	})

@@ -18,14 +18,17 @@ import (
 )
 
 // issuerFactories wires the concrete backends: one line per issuer type.
-// Each maps its spec block onto the backend's Config.
-func issuerFactories() map[string]reconciler.IssuerFactory {
+// Each maps its spec block onto the backend's Config. allowExec lists the
+// commands exec issuers may run on this host (--allow-exec).
+func issuerFactories(allowExec []string) map[string]reconciler.IssuerFactory {
 	return map[string]reconciler.IssuerFactory{
 		"selfSigned": newSelfSigned,
 		"ca":         newCA,
-		"exec":       newExec,
-		"acme":       newACME,
-		"vault":      newVault,
+		"exec": func(ctx context.Context, iss *spec.Issuer, env reconciler.IssuerEnv) (issuer.Issuer, error) {
+			return newExec(ctx, iss, env, allowExec)
+		},
+		"acme":  newACME,
+		"vault": newVault,
 	}
 }
 
@@ -46,7 +49,18 @@ func newCA(_ context.Context, iss *spec.Issuer, env reconciler.IssuerEnv) (issue
 	return ca.New(cfg)
 }
 
-func newExec(_ context.Context, iss *spec.Issuer, _ reconciler.IssuerEnv) (issuer.Issuer, error) {
+// newExec builds an exec issuer whose command the daemon's operator allowed.
+// The repository alone cannot grant that: anyone who can commit an Issuer
+// would otherwise run programs on the daemon's host.
+func newExec(_ context.Context, iss *spec.Issuer, _ reconciler.IssuerEnv, allowExec []string) (issuer.Issuer, error) {
+	if len(iss.Spec.Exec.Command) == 0 || !slices.Contains(allowExec, iss.Spec.Exec.Command[0]) {
+		cmd := ""
+		if len(iss.Spec.Exec.Command) > 0 {
+			cmd = iss.Spec.Exec.Command[0]
+		}
+		return nil, issuer.Permanent(fmt.Errorf("%s:%d: spec.exec.command: %q is not allowed on this daemon: its operator allows a command with --allow-exec",
+			iss.Source.File, iss.Source.Line, cmd))
+	}
 	cfg := issuerexec.NewDefaultConfig()
 	cfg.Command = iss.Spec.Exec.Command
 	if iss.Spec.Exec.Timeout != nil {

@@ -84,3 +84,21 @@ func TestNewVaultKubernetesAuthFromSpec(t *testing.T) {
 		}
 	}
 }
+
+// An exec issuer runs only a command the daemon's operator allowed with
+// --allow-exec: the repository alone cannot make the daemon run a program.
+func TestExecIssuerNeedsAllowExec(t *testing.T) {
+	iss := &spec.Issuer{Source: spec.Source{File: "issuers/hsm.yaml", Line: 1}}
+	iss.Metadata.Name = "hsm"
+	iss.Spec.Exec = &spec.ExecIssuer{Command: []string{"/bin/sh", "-c", "true"}}
+	for _, allow := range [][]string{nil, {"/usr/local/bin/other"}, {"sh"}} {
+		_, err := issuerFactories(allow)["exec"](context.Background(), iss, reconciler.IssuerEnv{})
+		if err == nil || issuer.ClassOf(err) != issuer.ClassPermanent || !strings.Contains(err.Error(), "issuers/hsm.yaml:1") ||
+			!strings.Contains(err.Error(), "--allow-exec") {
+			t.Errorf("allow %q: %v, want a permanent refusal naming the file and --allow-exec", allow, err)
+		}
+	}
+	if _, err := issuerFactories([]string{"/bin/sh"})["exec"](context.Background(), iss, reconciler.IssuerEnv{}); err != nil {
+		t.Errorf("an allowed command is refused: %v", err)
+	}
+}
