@@ -89,6 +89,7 @@ func (w *world) certops(args ...string) (string, error) {
 		"CERTOPS_STATE_DIR="+filepath.Join(w.tmp, "state"),
 		"CERTOPS_LOG_LEVEL=warn",
 		"CERTOPS_SIGNING_KEY="+w.signingKey,
+		"CERTOPS_ALLOW_EXEC="+w.allowExec,
 		"DNSUPDATE_TSIG_SECRET="+w.bind.TSIGSecret,
 		"DNSUPDATE_SEQUENCE_INTERVAL=1",
 		"DNSUPDATE_PROPAGATION_TIMEOUT=60",
