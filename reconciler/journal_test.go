@@ -233,7 +233,11 @@ func TestJournalEntryHoldsNoPlaintextKey(t *testing.T) {
 	if !bytes.HasPrefix(e.Sealed, []byte("age-encryption.org/v1\n")) {
 		t.Errorf("the sealed part is not an age file: %.30q", e.Sealed)
 	}
-	if bytes.Contains(raw, key.(*ecdsa.PrivateKey).D.Bytes()) {
+	scalar, err := key.(*ecdsa.PrivateKey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, scalar) {
 		t.Errorf("the journal file holds the raw private scalar")
 	}
 	other, _ := age.GenerateX25519Identity()

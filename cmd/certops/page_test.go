@@ -111,7 +111,7 @@ func TestStatusPageFiltersOnTheServer(t *testing.T) {
 		{"?issuer=nobody", nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
-			resp, body := servePage(t, nil, "/"+tc.query)
+			resp, body := servePage(t, nil, "/"+tc.query) //nolint:bodyclose // servePage reads and closes the body
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -133,14 +133,14 @@ func TestStatusPageFiltersOnTheServer(t *testing.T) {
 			}
 		})
 	}
-	resp, body := servePage(t, nil, "/?state=bogus")
+	resp, body := servePage(t, nil, "/?state=bogus") //nolint:bodyclose // servePage reads and closes the body
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "state") || !strings.Contains(body, `"bogus"`) {
 		t.Errorf("unknown state: %d %q, want 400 naming the parameter and value", resp.StatusCode, body)
 	}
 }
 
 func TestStatusPageIsSelfContained(t *testing.T) {
-	resp, body := servePage(t, nil, "/")
+	resp, body := servePage(t, nil, "/") //nolint:bodyclose // servePage reads and closes the body
 	csp := resp.Header.Get("Content-Security-Policy")
 	for _, want := range []string{"default-src 'none'", "style-src 'self'", "script-src 'self'", "img-src 'self' data:"} {
 		if !strings.Contains(csp, want) {
@@ -183,7 +183,7 @@ func TestStatusPageIsSelfContained(t *testing.T) {
 		t.Errorf("assets (-want +got):\n%s", diff)
 	}
 	for _, ref := range refs {
-		resp, body := servePage(t, nil, ref)
+		resp, body := servePage(t, nil, ref) //nolint:bodyclose // servePage reads and closes the body
 		if resp.StatusCode != http.StatusOK || len(body) == 0 {
 			t.Errorf("%s: %d, %d bytes", ref, resp.StatusCode, len(body))
 		}

@@ -68,13 +68,13 @@ func readPassword(cmd *cobra.Command, file string) (string, error) {
 	if !ok || !term.IsTerminal(int(in.Fd())) {
 		return "", errors.New("--format pkcs12 needs --password-file when stdin is not a terminal")
 	}
-	fmt.Fprint(cmd.ErrOrStderr(), "Keystore password: ")
+	_, _ = fmt.Fprint(cmd.ErrOrStderr(), "Keystore password: ")
 	p1, err := term.ReadPassword(int(in.Fd()))
 	fmt.Fprintln(cmd.ErrOrStderr())
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprint(cmd.ErrOrStderr(), "Again: ")
+	_, _ = fmt.Fprint(cmd.ErrOrStderr(), "Again: ")
 	p2, err := term.ReadPassword(int(in.Fd()))
 	fmt.Fprintln(cmd.ErrOrStderr())
 	if err != nil {

@@ -207,7 +207,9 @@ func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconcil
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
-			<-srvDone
+			if serr := <-srvDone; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+				log.Error("status server", "error", serr)
+			}
 			return err
 		case err := <-srvDone:
 			return fmt.Errorf("status server: %w", err)
