@@ -21,6 +21,10 @@ import (
 type harness struct {
 	testing.TB
 
+	// starting is held while peers start: their cleanup is registered only
+	// once they run, so an interrupt waits for it rather than orphan them.
+	starting sync.Mutex
+
 	mu       sync.Mutex
 	cleanups []func()
 	failed   bool
@@ -33,6 +37,7 @@ func newHarness() *harness {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sig
+		h.starting.Lock()
 		h.Fatalf("scale: %v", s)
 	}()
 	return h

@@ -202,6 +202,8 @@ type peers struct {
 }
 
 func startPeers(h *harness) *peers {
+	h.starting.Lock()
+	defer h.starting.Unlock()
 	g := peer.StartGit(h, peer.GitOptions{})
 	k := kubepeer.StartKube(h)
 	cs, err := kubernetes.NewForConfig(k.Config)
