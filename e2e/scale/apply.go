@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -30,7 +31,13 @@ type applier struct {
 var _ reconciler.Applier = (*applier)(nil)
 
 func (a *applier) fleetFor(cfg *spec.Config) (*kube.Fleet, error) {
-	key := fmt.Sprintf("%+v", cfg.Spec.Clusters)
+	// Each pass loads certops.yaml afresh; the fleet (and its clients) is
+	// kept while the clusters' settings stay the same, as cmd/certops does.
+	js, err := json.Marshal(cfg.Spec.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	key := string(js)
 	if a.fleet != nil && a.key == key {
 		return a.fleet, nil
 	}
