@@ -335,11 +335,18 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 
 	// The cluster step. The client's rate limit is raised for bulk apply as
 	// BenchmarkApply1000 (reconciler/kube) does: the default 50 QPS would
-	// bound the first apply at about 50 Secrets/s.
+	// bound the first apply at about 50 Secrets/s. The cluster is limited
+	// to this N's namespaces, or pruning would delete the Secrets an
+	// earlier N applied to the same apiserver.
+	var nss []string
+	for f := 0; f*perFile < n; f++ {
+		nss = append(nss, namespace(f))
+	}
 	rep, _ := phase("first apply (pass after a commit adds the cluster)", false, n, func() {
 		gitRun(work, "pull", "-q", remote, "main")
 		write(filepath.Join(work, "certops.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Config\nspec:\n  clusters:\n"+
-			"    - name: bench\n      kubeconfig: {path: "+strconv.Quote(p.kube.Kubeconfig)+"}\n      default: true\n      prune: true\n      qps: 5000\n      burst: 10000\n")
+			"    - name: bench\n      kubeconfig: {path: "+strconv.Quote(p.kube.Kubeconfig)+"}\n      namespaces: ["+strings.Join(nss, ", ")+"]\n"+
+			"      default: true\n      prune: true\n      qps: 5000\n      burst: 10000\n")
 		gitRun(work, "add", "-A")
 		gitRun(work, "commit", "-qm", "apply to the bench cluster")
 		gitRun(work, "push", "-q", remote, "HEAD:main")
