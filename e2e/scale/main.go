@@ -1,13 +1,23 @@
 // Command scale measures certops at N certificates against the crypto floor
 // measured in the same run, and prints one table (also written as JSON).
 //
-// It uses the real parts: a bare Git repository served through the git CLI
-// (file://), the SOPS codec with an age recipient, the private CA issuer
-// with ECDSA P-256 keys, and the reconciler as the daemon runs it. Phases:
-// initial issuance from an empty repository (issue + encrypt + commit +
-// push), a no-op pass after an unrelated commit, an idle poll, and the
-// renewal of 10% of the certificates. Peak RSS is the process' high-water
-// mark (VmHWM) after each phase.
+// It uses the real parts: the Git server of the e2e tests (git http-backend
+// over HTTP on loopback), etcd and kube-apiserver (e2e/peer/kubepeer), the
+// SOPS codec with an age recipient, the private CA issuer with ECDSA P-256
+// keys, and the reconciler as the daemon runs it. Phases: initial issuance
+// from an empty repository (issue + encrypt + commit + push), a no-op pass
+// after an unrelated commit, an idle poll, the renewal of 10% of the
+// certificates, then the first apply of every Secret to one cluster (the
+// pass after a commit that adds the cluster to certops.yaml; the apply step
+// alone is its own row) and a forced pass in which nothing changed, whose
+// target is zero write requests. WRITES counts the Secret writes the
+// apiserver's audit log recorded during the phase. CPU s is the user+sys
+// time of this process (not of the peers) during the phase: the machine
+// may be shared, so wall time alone misleads. Peak RSS is the process'
+// high-water mark (VmHWM) after each phase.
+//
+// The peers' binaries are found as the e2e tests find them
+// (CERTOPS_TOOLS_BIN, default ~/.cache/certops/tools/bin; `make tools`).
 //
 //	go run ./e2e/scale -n 1000,10000 -json bench.json
 package main
@@ -32,6 +42,13 @@ import (
 	"testing/fstest"
 
 	"filippo.io/age"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"certops.dev/certops/e2e/peer"
+	"certops.dev/certops/e2e/peer/kubepeer"
 
 	"certops.dev/certops/gitsource"
 	"certops.dev/certops/reconciler"
@@ -46,9 +63,12 @@ type row struct {
 	N          int     `json:"n"`
 	Phase      string  `json:"phase"`
 	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpuSeconds"`
 	PerSecond  float64 `json:"certificatesPerSecond,omitempty"`
-	PeakRSSMiB float64 `json:"peakRSSMiB"`
-	VsFloor    float64 `json:"ratioToAllCoresFloor,omitempty"`
+	// SecretWrites is set on the phases that apply to the cluster.
+	SecretWrites *int    `json:"secretWrites,omitempty"`
+	PeakRSSMiB   float64 `json:"peakRSSMiB"`
+	VsFloor      float64 `json:"ratioToAllCoresFloor,omitempty"`
 }
 
 func main() {
@@ -58,26 +78,37 @@ func main() {
 	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
 	flag.Parse()
 	log.SetFlags(0)
+	h = newHarness()
+	defer h.Close()
 
 	id, err := age.GenerateX25519Identity()
 	check(err)
 	codec := newCodec(id)
 	root := newRoot()
 
+	cpu0 := cpuSeconds()
 	floor1 := floor(codec, id.Recipient().String(), root, *floorN, 1)
+	cpu1 := cpuSeconds()
 	floorAll := floor(codec, id.Recipient().String(), root, *floorN, runtime.GOMAXPROCS(0))
+	cpu2 := cpuSeconds()
+	// Per certificate, like WALL s on these two rows.
 	rows := []row{
-		{Phase: "crypto floor, 1 core", Seconds: 1 / floor1, PerSecond: floor1, PeakRSSMiB: peakRSS()},
-		{Phase: fmt.Sprintf("crypto floor, %d cores", runtime.GOMAXPROCS(0)), Seconds: 1 / floorAll, PerSecond: floorAll, PeakRSSMiB: peakRSS()},
+		{Phase: "crypto floor, 1 core", Seconds: 1 / floor1, CPUSeconds: (cpu1 - cpu0) / float64(*floorN), PerSecond: floor1, PeakRSSMiB: peakRSS()},
+		{Phase: fmt.Sprintf("crypto floor, %d cores", runtime.GOMAXPROCS(0)), Seconds: 1 / floorAll, CPUSeconds: (cpu2 - cpu1) / float64(*floorN), PerSecond: floorAll, PeakRSSMiB: peakRSS()},
 	}
+
+	peers := startPeers(h)
+	missed := false
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
-		rows = append(rows, run(n, id, codec, floorAll)...)
+		rs, ok := run(n, id, codec, floorAll, peers)
+		rows = append(rows, rs...)
+		missed = missed || !ok
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tPHASE\tWALL s\tCERTS/s\tPEAK RSS MiB\tvs FLOOR\t")
+	fmt.Fprintln(tw, "N\tPHASE\tWALL s\tCPU s\tCERTS/s\tWRITES\tPEAK RSS MiB\tvs FLOOR\t")
 	for _, r := range rows {
 		n, ratio := "-", "-"
 		if r.N > 0 {
@@ -90,12 +121,19 @@ func main() {
 		if r.PerSecond > 0 {
 			per = fmt.Sprintf("%.0f", r.PerSecond)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%.0f\t%s\t\n", n, r.Phase, r.Seconds, per, r.PeakRSSMiB, ratio)
+		writes := "-"
+		if r.SecretWrites != nil {
+			writes = strconv.Itoa(*r.SecretWrites)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%s\t%s\t%.0f\t%s\t\n", n, r.Phase, r.Seconds, r.CPUSeconds, per, writes, r.PeakRSSMiB, ratio)
 	}
 	check(tw.Flush())
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rows, "", "  ")
 		check(os.WriteFile(*jsonOut, b, 0o644))
+	}
+	if missed {
+		h.Fatalf("scale: a pass in which nothing changed wrote to the cluster (see WRITES)")
 	}
 }
 
@@ -155,11 +193,28 @@ func floor(codec *sops.Codec, recipient string, root *ca.Issuer, n, workers int)
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// run measures the reconciler phases at n certificates.
-func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []row {
-	dir, err := os.MkdirTemp("", "certops-scale-")
+// peers are the servers every N runs against; each N gets its own
+// repository and namespaces.
+type peers struct {
+	git  *peer.Git
+	kube *kubepeer.Kube
+	ns   corev1client.NamespaceInterface
+}
+
+func startPeers(h *harness) *peers {
+	h.starting.Lock()
+	defer h.starting.Unlock()
+	g := peer.StartGit(h, peer.GitOptions{})
+	k := kubepeer.StartKube(h)
+	cs, err := kubernetes.NewForConfig(k.Config)
 	check(err)
-	defer os.RemoveAll(dir)
+	return &peers{git: g, kube: k, ns: cs.CoreV1().Namespaces()}
+}
+
+// run measures the reconciler phases at n certificates. ok is false when a
+// pass in which nothing changed wrote to the cluster.
+func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *peers) (rows []row, ok bool) {
+	dir := h.TempDir()
 	work := filepath.Join(dir, "work")
 	check(os.MkdirAll(filepath.Join(work, "certificates"), 0o755))
 	write := func(p, s string) {
@@ -171,22 +226,30 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []r
 	write(filepath.Join(work, "issuers/ca.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: ca}\nspec: {ca: {secretName: root-ca}}\n")
 	write(filepath.Join(work, "certificates/root-ca.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: root-ca}\nspec: {isCA: true, commonName: root, duration: 87600h, privateKey: {algorithm: ECDSA}, issuerRef: {name: root}, targets: []}\n")
 	const perFile = 100 // several documents per file, as teams group them
+	// One namespace per team file; the N is in the name so that every N
+	// starts from an empty namespace in the shared cluster.
+	namespace := func(f int) string { return fmt.Sprintf("scale%d-team-%03d", n, f) }
 	for f := 0; f*perFile < n; f++ {
 		var b strings.Builder
 		for i := f * perFile; i < min(n, (f+1)*perFile); i++ {
-			fmt.Fprintf(&b, "---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: c%d}\nspec: {dnsNames: [c%d.example.com], privateKey: {algorithm: ECDSA}, issuerRef: {name: ca}}\n", i, i)
+			fmt.Fprintf(&b, "---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: c%d, namespace: %s}\nspec: {dnsNames: [c%d.example.com], privateKey: {algorithm: ECDSA}, issuerRef: {name: ca}}\n", i, namespace(f), i)
 		}
 		write(filepath.Join(work, fmt.Sprintf("certificates/team-%03d.yaml", f)), b.String())
+		_, err := p.ns.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace(f)}}, metav1.CreateOptions{})
+		check(err)
 	}
+	repoName := fmt.Sprintf("scale-%d.git", n)
+	remote := p.git.CreateRepo(h, repoName)
 	gitRun(work, "init", "-q", "-b", "main")
 	gitRun(work, "add", "-A")
 	gitRun(work, "commit", "-qm", "specs")
-	gitRun(dir, "clone", "-q", "--bare", work, "remote.git")
+	gitRun(work, "push", "-q", remote, "HEAD:main")
 
-	repo, err := gitsource.Open(context.Background(), gitsource.Options{URL: "file://" + filepath.Join(dir, "remote.git"),
+	repo, err := gitsource.Open(context.Background(), gitsource.Options{URL: p.git.URL("http", repoName),
 		CacheDir: filepath.Join(dir, "cache"), Author: gitsource.Identity{Name: "certops", Email: "certops@localhost"}})
 	check(err)
-	rec, err := reconciler.New(reconciler.Options{Source: repo, Crypter: codec, StateDir: filepath.Join(dir, "state"),
+	apply := &applier{}
+	rec, err := reconciler.New(reconciler.Options{Source: repo, Crypter: codec, StateDir: filepath.Join(dir, "state"), Applier: apply,
 		Issuers: map[string]reconciler.IssuerFactory{
 			"selfSigned": func(context.Context, *spec.Issuer, reconciler.IssuerEnv) (issuer.Issuer, error) {
 				return selfsigned.New(selfsigned.NewDefaultConfig())
@@ -198,8 +261,10 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []r
 			},
 		}})
 	check(err)
-	var rows []row
-	phase := func(name string, force bool, certs int, mod func()) {
+	secretWrites := func() int { return p.kube.WriteCount(h, "secrets") }
+	// phase runs one pass after mod and returns its report and how many
+	// Secret writes the apiserver received meanwhile.
+	phase := func(name string, force bool, certs int, mod func()) (*reconciler.Report, int) {
 		if mod != nil {
 			mod()
 		}
@@ -209,36 +274,50 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []r
 			check(err)
 			check(pprof.StartCPUProfile(prof))
 		}
+		writes0 := secretWrites()
+		cpu0 := cpuSeconds()
 		start := time.Now()
 		rep := rec.Pass(context.Background(), force)
 		secs := time.Since(start).Seconds()
+		cpu := cpuSeconds() - cpu0
 		if prof != nil {
 			pprof.StopCPUProfile()
 			check(prof.Close())
 		}
+		writes := secretWrites() - writes0
 		if rep.Error != "" || rep.Failed() > 0 {
 			for _, c := range rep.Results {
 				if c.Error != "" {
-					log.Fatalf("%s at %d: %s (%d failed), e.g. %s: %s", name, n, rep.Error, rep.Failed(), c.Name, c.Error)
+					h.Fatalf("%s at %d: %s (%d failed), e.g. %s: %s", name, n, rep.Error, rep.Failed(), c.Name, c.Error)
 				}
 			}
-			log.Fatalf("%s at %d: %s", name, n, rep.Error)
+			h.Fatalf("%s at %d: %s", name, n, rep.Error)
 		}
-		r := row{N: n, Phase: name, Seconds: secs, PeakRSSMiB: peakRSS()}
+		if len(rep.Problems) > 0 {
+			h.Fatalf("%s at %d: %d problems in the specs, e.g. %v", name, n, len(rep.Problems), rep.Problems[0])
+		}
+		if rep.Apply != nil && len(rep.Apply.Errors) > 0 {
+			h.Fatalf("%s at %d: %d Secrets not applied, e.g. %v", name, n, len(rep.Apply.Errors), rep.Apply.Errors[0])
+		}
+		r := row{N: n, Phase: name, Seconds: secs, CPUSeconds: cpu, PeakRSSMiB: peakRSS()}
 		if certs > 0 {
 			r.PerSecond = float64(certs) / secs
 			r.VsFloor = floorAll / r.PerSecond
 		}
+		if rep.Apply != nil {
+			r.SecretWrites = &writes
+		}
 		rows = append(rows, r)
-		log.Printf("► %d %s: %.2fs", n, name, secs)
+		log.Printf("► %d %s: %.2fs, %.2f CPU s", n, name, secs, cpu)
+		return rep, writes
 	}
 	phase("initial issuance (issue+encrypt+commit+push)", true, n+1, nil)
 	phase("no-op pass after an unrelated commit", false, 0, func() {
-		gitRun(work, "pull", "-q", filepath.Join(dir, "remote.git"), "main")
+		gitRun(work, "pull", "-q", remote, "main")
 		write(filepath.Join(work, "README.md"), "certificates\n")
 		gitRun(work, "add", "-A")
 		gitRun(work, "commit", "-qm", "docs")
-		gitRun(work, "push", "-q", filepath.Join(dir, "remote.git"), "HEAD:main")
+		gitRun(work, "push", "-q", remote, "HEAD:main")
 	})
 	phase("idle poll", false, 0, nil)
 	renewN := n / 10
@@ -251,9 +330,51 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64) []r
 		}
 		gitRun(work, "add", "-A")
 		gitRun(work, "commit", "-qm", "renew 10%")
-		gitRun(work, "push", "-q", filepath.Join(dir, "remote.git"), "HEAD:main")
+		gitRun(work, "push", "-q", remote, "HEAD:main")
 	})
-	return rows
+
+	// The cluster step. The client's rate limit is raised for bulk apply as
+	// BenchmarkApply1000 (reconciler/kube) does: the default 50 QPS would
+	// bound the first apply at about 50 Secrets/s. The cluster is limited
+	// to this N's namespaces, or pruning would delete the Secrets an
+	// earlier N applied to the same apiserver.
+	var nss []string
+	for f := 0; f*perFile < n; f++ {
+		nss = append(nss, namespace(f))
+	}
+	rep, _ := phase("first apply (pass after a commit adds the cluster)", false, n, func() {
+		gitRun(work, "pull", "-q", remote, "main")
+		write(filepath.Join(work, "certops.yaml"), "apiVersion: certops.dev/v1alpha1\nkind: Config\nspec:\n  clusters:\n"+
+			"    - name: bench\n      kubeconfig: {path: "+strconv.Quote(p.kube.Kubeconfig)+"}\n      namespaces: ["+strings.Join(nss, ", ")+"]\n"+
+			"      default: true\n      prune: true\n      qps: 5000\n      burst: 10000\n")
+		gitRun(work, "add", "-A")
+		gitRun(work, "commit", "-qm", "apply to the bench cluster")
+		gitRun(work, "push", "-q", remote, "HEAD:main")
+	})
+	if rep.Apply == nil || rep.Apply.Applied != n {
+		h.Fatalf("first apply at %d: applied %+v, want %d", n, rep.Apply, n)
+	}
+	if rep.Pushed != "" {
+		log.Printf("► %d first apply: the pass also pushed commit %s", n, rep.Pushed)
+	}
+	// The pass applies what was issued before: a ratio to the crypto floor
+	// would mean nothing here.
+	rows[len(rows)-1].VsFloor = 0
+	wall, cpu := apply.last()
+	rows = append(rows, row{N: n, Phase: "first apply: the apply step alone", Seconds: wall, CPUSeconds: cpu, PerSecond: float64(n) / wall,
+		SecretWrites: rows[len(rows)-1].SecretWrites, PeakRSSMiB: peakRSS()})
+
+	rep, writes := phase("unchanged apply (forced pass, nothing changed)", true, 0, nil)
+	if rep.Apply == nil || rep.Apply.Unchanged != n {
+		h.Fatalf("unchanged apply at %d: %+v, want %d unchanged", n, rep.Apply, n)
+	}
+	wall, cpu = apply.last()
+	rows = append(rows, row{N: n, Phase: "unchanged apply: the apply step alone", Seconds: wall, CPUSeconds: cpu, PerSecond: float64(n) / wall,
+		SecretWrites: &writes, PeakRSSMiB: peakRSS()})
+	if writes != 0 {
+		log.Printf("► %d unchanged apply: %d Secret writes, want 0", n, writes)
+	}
+	return rows, writes == 0
 }
 
 var profilePhase string
@@ -264,7 +385,7 @@ func gitRun(dir string, args ...string) {
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=bench",
 		"GIT_AUTHOR_EMAIL=bench@example.com", "GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@example.com")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		log.Fatalf("git %v: %v\n%s", args, err, out)
+		h.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 }
 
@@ -283,8 +404,11 @@ func peakRSS() float64 {
 	return 0
 }
 
+// h runs the peers' cleanups when the command fails or ends.
+var h *harness
+
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		h.Fatalf("scale: %v", err)
 	}
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"certops.dev/certops/reconciler"
+	"certops.dev/certops/reconciler/kube"
+	"certops.dev/certops/spec"
+)
+
+// applier is the cluster step as cmd/certops wires it (kubeApplier), for
+// clusters reached through a kubeconfig file: one kube.Fleet built from
+// certops.yaml's clusters, with their qps and burst, fed every Desired of
+// the pass. It also times its own Apply calls, so the harness can report the
+// apply step apart from the rest of the pass.
+type applier struct {
+	mu      sync.Mutex
+	fleet   *kube.Fleet
+	key     string
+	elapsed time.Duration // of the last Apply
+	cpu     float64       // CPU seconds of the process during the last Apply
+}
+
+var _ reconciler.Applier = (*applier)(nil)
+
+func (a *applier) fleetFor(cfg *spec.Config) (*kube.Fleet, error) {
+	// Each pass loads certops.yaml afresh; the fleet (and its clients) is
+	// kept while the clusters' settings stay the same, as cmd/certops does.
+	js, err := json.Marshal(cfg.Spec.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	key := string(js)
+	if a.fleet != nil && a.key == key {
+		return a.fleet, nil
+	}
+	var list []*kube.Cluster
+	for _, cl := range cfg.Spec.Clusters {
+		if cl.Kubeconfig == nil || cl.Kubeconfig.Path == "" {
+			return nil, fmt.Errorf("scale: cluster %s: only kubeconfig.path is wired here", cl.Name)
+		}
+		c, err := kube.NewCluster(cl.Name, kube.ClusterConfig{KubeconfigPath: cl.Kubeconfig.Path, Context: cl.Kubeconfig.Context,
+			Namespaces: cl.Namespaces, Prune: cl.Prune, QPS: cl.QPS, Burst: cl.Burst})
+		if err != nil {
+			return nil, fmt.Errorf("scale: cluster %s: %w", cl.Name, err)
+		}
+		list = append(list, c)
+	}
+	f, err := kube.NewFleet(list...)
+	if err != nil {
+		return nil, err
+	}
+	a.fleet, a.key = f, key
+	return f, nil
+}
+
+func (a *applier) Apply(ctx context.Context, req reconciler.ApplyRequest) reconciler.ApplyReport {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	start, cpu0 := time.Now(), cpuSeconds()
+	defer func() { a.elapsed, a.cpu = time.Since(start), cpuSeconds()-cpu0 }()
+	var rep reconciler.ApplyReport
+	if len(req.Config.Spec.Clusters) == 0 {
+		return rep
+	}
+	fleet, err := a.fleetFor(req.Config)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err)
+		return rep
+	}
+	pass := kube.Pass{Desired: map[string][]kube.Desired{}, Prune: true}
+	for _, d := range req.Desired {
+		labels := make(map[string]string, len(d.Labels))
+		for k, v := range d.Labels {
+			if k != spec.LabelManagedBy && k != spec.LabelCertificate {
+				labels[k] = v
+			}
+		}
+		_, certName, _ := strings.Cut(d.Cert, "/")
+		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.Desired{
+			Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type), Data: d.Data,
+			Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver})
+	}
+	fr := fleet.Apply(ctx, pass)
+	for name, out := range fr.Clusters {
+		for _, r := range []kube.Report{out.Apply, out.Prune} {
+			rep.Applied += r.Count(kube.Created) + r.Count(kube.Updated) + r.Count(kube.Deleted)
+			rep.Unchanged += r.Count(kube.Unchanged)
+			rep.Skipped += r.Count(kube.Skipped)
+			for _, res := range r.Results {
+				if res.Err != nil {
+					rep.Errors = append(rep.Errors, fmt.Errorf("cluster %s: %w", name, res.Err))
+				}
+			}
+		}
+		if out.Err != nil {
+			rep.Errors = append(rep.Errors, fmt.Errorf("cluster %s: %w", name, out.Err))
+		}
+	}
+	return rep
+}
+
+// last returns the wall and CPU seconds of the last Apply.
+func (a *applier) last() (wall, cpu float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.elapsed.Seconds(), a.cpu
+}
