@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -39,7 +38,7 @@ func pageStatus() reconciler.Status {
 		}})
 }
 
-func servePage(t *testing.T, hist historyReader, target string) (*http.Response, string) {
+func servePage(t *testing.T, hist historyReader, target string) (*httptest.ResponseRecorder, string) {
 	t.Helper()
 	p := newStatusPage(nil, pageStatus, hist)
 	p.now = func() time.Time { return pageNow }
@@ -47,9 +46,7 @@ func servePage(t *testing.T, hist historyReader, target string) (*http.Response,
 	p.register(mux)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
-	resp := rec.Result()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return rec, rec.Body.String()
 }
 
 // elements returns the elements of doc for which match is true.
@@ -111,9 +108,9 @@ func TestStatusPageFiltersOnTheServer(t *testing.T) {
 		{"?issuer=nobody", nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
-			resp, body := servePage(t, nil, "/"+tc.query) //nolint:bodyclose // servePage reads and closes the body
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			resp, body := servePage(t, nil, "/"+tc.query)
+			if resp.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.Code, body)
 			}
 			if diff := cmp.Diff(tc.want, visible(t, body, "tr")); diff != "" {
 				t.Errorf("visible rows (-want +got):\n%s", diff)
@@ -133,15 +130,15 @@ func TestStatusPageFiltersOnTheServer(t *testing.T) {
 			}
 		})
 	}
-	resp, body := servePage(t, nil, "/?state=bogus") //nolint:bodyclose // servePage reads and closes the body
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "state") || !strings.Contains(body, `"bogus"`) {
-		t.Errorf("unknown state: %d %q, want 400 naming the parameter and value", resp.StatusCode, body)
+	resp, body := servePage(t, nil, "/?state=bogus")
+	if resp.Code != http.StatusBadRequest || !strings.Contains(body, "state") || !strings.Contains(body, `"bogus"`) {
+		t.Errorf("unknown state: %d %q, want 400 naming the parameter and value", resp.Code, body)
 	}
 }
 
 func TestStatusPageIsSelfContained(t *testing.T) {
-	resp, body := servePage(t, nil, "/") //nolint:bodyclose // servePage reads and closes the body
-	csp := resp.Header.Get("Content-Security-Policy")
+	resp, body := servePage(t, nil, "/")
+	csp := resp.Header().Get("Content-Security-Policy")
 	for _, want := range []string{"default-src 'none'", "style-src 'self'", "script-src 'self'", "img-src 'self' data:"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
@@ -183,16 +180,16 @@ func TestStatusPageIsSelfContained(t *testing.T) {
 		t.Errorf("assets (-want +got):\n%s", diff)
 	}
 	for _, ref := range refs {
-		resp, body := servePage(t, nil, ref) //nolint:bodyclose // servePage reads and closes the body
-		if resp.StatusCode != http.StatusOK || len(body) == 0 {
-			t.Errorf("%s: %d, %d bytes", ref, resp.StatusCode, len(body))
+		resp, body := servePage(t, nil, ref)
+		if resp.Code != http.StatusOK || len(body) == 0 {
+			t.Errorf("%s: %d, %d bytes", ref, resp.Code, len(body))
 		}
-		if resp.Header.Get("Content-Security-Policy") == "" {
+		if resp.Header().Get("Content-Security-Policy") == "" {
 			t.Errorf("%s served without a CSP", ref)
 		}
 	}
-	if resp, _ := servePage(t, nil, "/ui/page.html.tmpl"); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("the template is served: %d", resp.StatusCode)
+	if resp, _ := servePage(t, nil, "/ui/page.html.tmpl"); resp.Code != http.StatusNotFound {
+		t.Errorf("the template is served: %d", resp.Code)
 	}
 	// Text from outside (an issuer's error) is escaped.
 	if strings.Contains(body, "<script>alert(1)") || !strings.Contains(body, "&lt;script&gt;alert(1)") {
