@@ -115,3 +115,36 @@ func TestFetchBehindShallowBoundary(t *testing.T) {
 		t.Errorf("b = %q, want %q", s, "2\n")
 	}
 }
+
+// TestContentHash: a commit's files name their content by blob id, which
+// planning uses to skip files it has read before.
+func TestContentHash(t *testing.T) {
+	g := startGit(t, peer.GitOptions{}, map[string]string{"a/x.yaml": "same\n", "a/y.yaml": "same\n", "b.yaml": "other\n"})
+	r := open(t, gitsource.Options{URL: g.URL("http", "repo.git")})
+	head, err := r.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := r.Files(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok := fsys.(interface{ ContentHash(string) (string, bool) })
+	if !ok {
+		t.Fatal("Files does not offer ContentHash")
+	}
+	x, okx := h.ContentHash("a/x.yaml")
+	y, oky := h.ContentHash("a/y.yaml")
+	b, okb := h.ContentHash("b.yaml")
+	if !okx || !oky || !okb || x != y || x == b {
+		t.Errorf("ContentHash: x.yaml %q %v, y.yaml %q %v, b.yaml %q %v; want x == y != b", x, okx, y, oky, b, okb)
+	}
+	if want := strings.TrimSpace(g.Run(t, g.Dir("repo.git"), "rev-parse", "main:b.yaml")); b != want {
+		t.Errorf("ContentHash(b.yaml) = %s, want the blob id %s", b, want)
+	}
+	for _, name := range []string{"a", "missing.yaml"} {
+		if got, ok := h.ContentHash(name); ok {
+			t.Errorf("ContentHash(%s) = %q, true; want false", name, got)
+		}
+	}
+}
