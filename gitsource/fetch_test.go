@@ -142,6 +142,9 @@ func TestContentHash(t *testing.T) {
 	if want := strings.TrimSpace(g.Run(t, g.Dir("repo.git"), "rev-parse", "main:b.yaml")); b != want {
 		t.Errorf("ContentHash(b.yaml) = %s, want the blob id %s", b, want)
 	}
+	if got := gitsource.BlobID([]byte("other\n")); got != b {
+		t.Errorf("BlobID(b.yaml's content) = %s, want ContentHash's %s", got, b)
+	}
 	for _, name := range []string{"a", "missing.yaml"} {
 		if got, ok := h.ContentHash(name); ok {
 			t.Errorf("ContentHash(%s) = %q, true; want false", name, got)

@@ -91,6 +91,26 @@ func (c *ObservedCache) ReadDir(fsys fs.FS, dir string) (map[string]*Observed, [
 	return out, problems
 }
 
+// Add records what file holds, written with content hash hash (as the
+// file system's ContentHasher will name it), so that the next ReadDir need
+// not parse it. A writer that knows the bytes it committed calls it.
+func (c *ObservedCache) Add(file, hash string, data []byte) {
+	if hash == "" || !isYAML(file) || path.Base(file) == "kustomization.yaml" {
+		return
+	}
+	e := observedEntry{hash: hash}
+	var err error
+	if e.o, err = ReadObserved(file, data); err != nil {
+		e.o, e.problem = nil, strings.TrimPrefix(err.Error(), "spec: "+file+": ")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]observedEntry{}
+	}
+	c.entries[file] = e
+}
+
 // clone copies o, its maps included, so no caller shares it with the cache.
 func (o *Observed) clone() *Observed {
 	c := *o

@@ -104,3 +104,23 @@ func TestObservedCacheWithoutHashes(t *testing.T) {
 }
 
 var _ fs.ReadFileFS = (*hashFS)(nil)
+
+// TestObservedCacheAdd: a file the writer recorded is not parsed again
+// when a tree holds it with that hash, and is when the hash differs.
+func TestObservedCacheAdd(t *testing.T) {
+	data := secretYAML("a", "2030-01-01T00:00:00Z")
+	fsys := &hashFS{MapFS: fstest.MapFS{"secrets/web/a.yaml": {Data: data}}, reads: map[string]int{}}
+	hash, _ := fsys.ContentHash("secrets/web/a.yaml")
+	var c ObservedCache
+	c.Add("secrets/web/a.yaml", hash, data)
+	c.Add("secrets/kustomization.yaml", "k", []byte("resources: []\n"))
+	got, probs := c.ReadDir(fsys, "secrets")
+	if len(fsys.reads) != 0 || len(probs) != 0 || got["web/a"] == nil {
+		t.Errorf("after Add: read %v, problems %v, web/a %v; want no read, no problem, web/a", fsys.reads, probs, got["web/a"])
+	}
+	c.Add("secrets/web/a.yaml", "a stale hash", secretYAML("a", "1999-01-01T00:00:00Z"))
+	got, _ = c.ReadDir(fsys, "secrets")
+	if got["web/a"] == nil || got["web/a"].NotAfter.Year() != 2030 || fsys.reads["secrets/web/a.yaml"] != 1 {
+		t.Errorf("after a mismatched Add: web/a %+v, reads %v; want the 2030 file read once", got["web/a"], fsys.reads)
+	}
+}
