@@ -148,6 +148,7 @@ type Reconciler struct {
 	// observedCache spares re-reading unchanged Secret files' metadata at
 	// each new commit (10,000 of them take seconds).
 	observedCache spec.ObservedCache
+	loadCache     spec.LoadCache // the same for spec files
 }
 
 // New validates the options and loads the persisted state.
@@ -350,7 +351,7 @@ type pass struct {
 
 func (p *pass) run() error {
 	r := p.r
-	p.repo = spec.Load(p.fsys, spec.LoadOptions{ExternalPolicy: r.o.Policy})
+	p.repo = spec.Load(p.fsys, spec.LoadOptions{ExternalPolicy: r.o.Policy, Cache: &r.loadCache})
 	p.rep.Problems = p.repo.Problems
 	for _, prob := range p.repo.Problems {
 		r.log.Warn("invalid spec skipped", "file", prob.File, "line", prob.Line, "field", prob.Field, "error", prob.Message)

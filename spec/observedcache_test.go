@@ -25,6 +25,13 @@ func (h *hashFS) ContentHash(name string) (string, bool) {
 	return hex.EncodeToString(sum[:]), true
 }
 
+func (h *hashFS) Open(name string) (fs.File, error) {
+	if _, ok := h.MapFS[name]; ok {
+		h.reads[name]++
+	}
+	return h.MapFS.Open(name)
+}
+
 func (h *hashFS) ReadFile(name string) ([]byte, error) {
 	h.reads[name]++
 	return h.MapFS.ReadFile(name)
