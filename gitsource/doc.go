@@ -8,9 +8,10 @@
 //     optional passphrase; known_hosts is required and an unknown or changed
 //     host key is refused) and file://. Credentials come from a directory
 //     laid out like a Flux Git auth Secret (LoadAuth).
-//   - A clone in a cache directory that survives restarts. Fetches are
-//     shallow and single-branch. Poll is one ls-remote; Sync fetches only
-//     when the tip moved.
+//   - A clone in a cache directory that survives restarts. The first fetch
+//     is shallow (one commit); later ones are incremental, bringing only
+//     the objects that changed; all are single-branch. Poll is one
+//     ls-remote; Sync fetches only when the tip moved.
 //   - Files gives an io/fs view of a commit's tree, never a work tree (the
 //     clone is bare), so a pass works on exactly one commit.
 //   - Commit writes one commit from a set of owned paths: it builds the tree
@@ -29,7 +30,7 @@
 //     error or log line holds URL user-info, passwords or tokens.
 //
 // What it does not do: it knows nothing of certificates or of which files
-// certops owns; it keeps no history beyond what a shallow fetch needs; it
+// certops owns; it keeps no history older than its first fetch; it
 // does not merge (owned files are re-applied as they are, other files are
 // taken from the remote); it does not handle submodules or LFS. file://
 // remotes and the tests need the git binaries on PATH; HTTP(S) and SSH do

@@ -119,6 +119,22 @@ func (f *treeFS) Stat(name string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
+// BlobID is the Git blob id of data: what ContentHash reports for a file
+// holding data.
+func BlobID(data []byte) string {
+	return plumbing.ComputeHash(plumbing.BlobObject, data).String()
+}
+
+// ContentHash is the blob id of file name: equal ids, equal bytes. It
+// reads no blob.
+func (f *treeFS) ContentHash(name string) (string, bool) {
+	e, err := f.entry("stat", name)
+	if err != nil || e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+		return "", false
+	}
+	return e.Hash.String(), true
+}
+
 func (f *treeFS) ReadFile(name string) ([]byte, error) {
 	e, err := f.entry("readfile", name)
 	if err != nil {

@@ -52,7 +52,7 @@ func TestObserve(t *testing.T) {
 	if _, _, err := r.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Sync(ctx); err != nil { // nothing new: an up-to-date fetch
+	if _, err := r.Sync(ctx); err != nil { // nothing new: an ls-remote, no fetch
 		t.Fatal(err)
 	}
 	if _, _, err := r.Commit(ctx, gitsource.Change{Files: map[string][]byte{"b": []byte("2")}, Message: gitsource.Message{Subject: "add b"}}); err != nil {
@@ -61,7 +61,7 @@ func TestObserve(t *testing.T) {
 	if err := r.Push(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := []observation{{"clone", true}, {"ls-remote", true}, {"fetch", true}, {"commit", true}, {"push", true}}
+	want := []observation{{"clone", true}, {"ls-remote", true}, {"ls-remote", true}, {"commit", true}, {"push", true}}
 	if diff := cmp.Diff(want, obs.take()); diff != "" {
 		t.Errorf("observed (-want +got):\n%s", diff)
 	}

@@ -125,6 +125,10 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		return nil
 	}
 	crashPoint("after-commit")
+	// The next pass reads these files' metadata from the cache.
+	for f, b := range files {
+		r.observedCache.Add(f, gitsource.BlobID(b), b)
+	}
 	r.log.Info("committed", "commit", short(hash), "files", len(files), "removed", len(remove))
 	for i := range p.events {
 		p.events[i].Commit = hash

@@ -12,5 +12,8 @@
 // out of the result so that callers act only on what is valid.
 //
 // Values returned by Load are not modified afterwards and are safe to read
-// from several goroutines.
+// from several goroutines. LoadCache and ObservedCache carry what was
+// decoded from one commit to the next, keyed by path and content hash (an
+// fs.FS that is a ContentHasher, such as a Git tree), hold only the files of
+// the last tree read, hand out copies, and are safe for concurrent use.
 package spec

@@ -32,6 +32,9 @@ type LoadOptions struct {
 	// repository. A certificate must satisfy it and the repository's policy;
 	// the repository can narrow it, never widen it.
 	ExternalPolicy *Policy
+	// Cache, when set, spares decoding files whose content the fs.FS (a
+	// ContentHasher) names as unchanged since the last Load with it.
+	Cache *LoadCache
 }
 
 // Repository is everything valid in a certificate repository at one commit,
@@ -79,7 +82,35 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 	var issuers []*Issuer
 	configSeen := false
 
+	var seen map[string]loadedFile
+	if opts.Cache != nil {
+		seen = map[string]loadedFile{}
+	}
 	for _, name := range collectFiles(fsys, r) {
+		if opts.Cache != nil {
+			e := opts.Cache.loadFile(fsys, name, seen)
+			r.Problems = append(r.Problems, e.problems...)
+			for _, d := range e.docs {
+				obj := copyObject(d.obj)
+				r.positions[obj] = d.dec // read-only once decoded
+				switch o := obj.(type) {
+				case *Config:
+					if name != ConfigFile || configSeen {
+						r.Problems = append(r.Problems, Problem{File: name, Line: d.line, Column: d.col, Field: "kind",
+							Message: fmt.Sprintf("a Config belongs only in %s, once", ConfigFile)})
+						continue
+					}
+					configSeen = true
+					r.Config = *o
+					r.positions[&r.Config] = d.dec
+				case *Issuer:
+					issuers = append(issuers, o)
+				case *Certificate:
+					certs = append(certs, o)
+				}
+			}
+			continue
+		}
 		docs, ok := r.readDocuments(fsys, name)
 		if !ok {
 			continue
@@ -101,6 +132,9 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 				certs = append(certs, o)
 			}
 		}
+	}
+	if opts.Cache != nil {
+		opts.Cache.keep(seen)
 	}
 	r.Config.applyDefaults()
 	r.validateConfig()

@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -233,38 +231,8 @@ func secretHead(data []byte) []byte {
 // certops.dev/certificate annotation) and kustomization.yaml are ignored;
 // files it cannot read are returned as problems.
 func ReadObservedDir(fsys fs.FS, dir string) (map[string]*Observed, []Problem) {
-	out := map[string]*Observed{}
-	var problems []Problem
-	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == dir && errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			problems = append(problems, Problem{File: p, Message: "cannot read: " + cleanErr(err)})
-			return nil
-		}
-		if d.IsDir() || !isYAML(p) || path.Base(p) == "kustomization.yaml" {
-			return nil
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			problems = append(problems, Problem{File: p, Message: "cannot read: " + cleanErr(err)})
-			return nil
-		}
-		o, err := ReadObserved(p, data)
-		if err != nil {
-			problems = append(problems, Problem{File: p, Message: strings.TrimPrefix(err.Error(), "spec: "+p+": ")})
-			return nil
-		}
-		if key := o.Certificate(); key != "" {
-			out[key] = o
-		}
-		return nil
-	})
-	if err != nil {
-		problems = append(problems, Problem{File: dir, Message: "cannot list: " + cleanErr(err)})
-	}
-	return out, problems
+	var c ObservedCache
+	return c.ReadDir(fsys, dir)
 }
 
 // Action is what a pass does with a certificate.
@@ -408,6 +376,12 @@ type PlanEntry struct {
 // spec file is still present but invalid is held, never removed.
 func Plan(fsys fs.FS, repo *Repository, now time.Time) ([]PlanEntry, []Problem) {
 	observed, problems := ReadObservedDir(fsys, repo.Config.Spec.Output.Path)
+	return PlanObserved(repo, observed, now), problems
+}
+
+// PlanObserved is Plan on Secret metadata already read (ReadObservedDir or
+// an ObservedCache). It does not modify observed.
+func PlanObserved(repo *Repository, observed map[string]*Observed, now time.Time) []PlanEntry {
 	var out []PlanEntry
 	for _, c := range repo.Certificates {
 		o := observed[c.Key()]
@@ -431,5 +405,5 @@ func Plan(fsys fs.FS, repo *Repository, now time.Time) ([]PlanEntry, []Problem) 
 			NotAfter: o.NotAfter})
 	}
 	slices.SortFunc(out, func(a, b PlanEntry) int { return strings.Compare(a.Name, b.Name) })
-	return out, problems
+	return out
 }

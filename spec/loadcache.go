@@ -1,0 +1,140 @@
+package spec
+
+import (
+	"io/fs"
+	"reflect"
+	"sync"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// LoadCache keeps what Load decoded from each spec file, by path and
+// content hash, from one Load to the next, so that a file whose content did
+// not change is not parsed and decoded again. Checks across files (issuer
+// references, duplicates, clusters, policy) still run on the whole set at
+// every Load. It holds only the files of the last tree loaded, and every
+// Load gets its own copies of the objects. Its zero value is ready; it is
+// safe for concurrent use.
+type LoadCache struct {
+	mu      sync.Mutex
+	entries map[string]loadedFile // by path
+}
+
+// loadedFile is the outcome of reading and decoding one file on its own.
+type loadedFile struct {
+	hash     string
+	problems []Problem
+	docs     []loadedDoc
+}
+
+// loadedDoc is one document that decoded and validated on its own.
+type loadedDoc struct {
+	obj       any // *Config, *Issuer or *Certificate; never handed out
+	dec       *decoder
+	line, col int // of the document, for problems about it as a whole
+}
+
+// loadFile returns the decoded documents of file name, from the cache when
+// its content hash matches, and records the entry in seen.
+func (c *LoadCache) loadFile(fsys fs.FS, name string, seen map[string]loadedFile) loadedFile {
+	var hash string
+	if h, ok := fsys.(ContentHasher); ok {
+		hash, _ = h.ContentHash(name)
+	}
+	if hash != "" {
+		c.mu.Lock()
+		e, ok := c.entries[name]
+		c.mu.Unlock()
+		if ok && e.hash == hash {
+			seen[name] = e
+			return e
+		}
+	}
+	// Decode on a scratch Repository so the file's problems are its own.
+	scratch := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
+	e := loadedFile{hash: hash}
+	if docs, ok := scratch.readDocuments(fsys, name); ok {
+		for _, doc := range docs {
+			if obj := scratch.decodeDocument(name, doc); obj != nil {
+				d := loadedDoc{obj: obj, dec: scratch.positions[obj], line: doc.Line, col: doc.Column}
+				if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+					d.line, d.col = doc.Content[0].Line, doc.Content[0].Column
+				}
+				e.docs = append(e.docs, d)
+			}
+		}
+	}
+	e.problems = scratch.Problems
+	if hash != "" {
+		seen[name] = e
+	}
+	return e
+}
+
+// keep replaces the cache's entries with those of the tree just loaded.
+func (c *LoadCache) keep(seen map[string]loadedFile) {
+	c.mu.Lock()
+	c.entries = seen
+	c.mu.Unlock()
+}
+
+// deepCopy copies a decoded spec object: pointers, slices and maps are
+// copied, so the copy shares nothing mutable with the original. Spec types
+// have only exported fields.
+func deepCopy(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.New(v.Type().Elem())
+		out.Elem().Set(deepCopy(v.Elem()))
+		return out
+	case reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		out.Set(v)
+		for i := range v.NumField() {
+			if f := out.Field(i); f.CanSet() {
+				f.Set(deepCopy(v.Field(i)))
+			}
+		}
+		return out
+	case reflect.Slice:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			out.Index(i).Set(deepCopy(v.Index(i)))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.MakeMapWithSize(v.Type(), v.Len())
+		iter := v.MapRange()
+		for iter.Next() {
+			out.SetMapIndex(iter.Key(), deepCopy(iter.Value()))
+		}
+		return out
+	case reflect.Interface:
+		if v.IsNil() {
+			return v
+		}
+		out := reflect.New(v.Type()).Elem()
+		out.Set(deepCopy(v.Elem()))
+		return out
+	case reflect.Array:
+		out := reflect.New(v.Type()).Elem()
+		for i := range v.Len() {
+			out.Index(i).Set(deepCopy(v.Index(i)))
+		}
+		return out
+	}
+	return v
+}
+
+func copyObject(obj any) any {
+	return deepCopy(reflect.ValueOf(obj)).Interface()
+}

@@ -1,0 +1,63 @@
+package spec
+
+import (
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestLoadCache(t *testing.T) {
+	fsys := &hashFS{MapFS: fstest.MapFS{
+		"certops.yaml":    {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Config\nspec: {clusters: [{name: prod, inCluster: true}]}\n")},
+		"issuers/ca.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: ca}\nspec: {selfSigned: {}}\n")},
+		"certificates/team.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: a, annotations: {x: \"1\"}}\nspec: {dnsNames: [a.example.com], issuerRef: {name: ca}, targets: [{cluster: prod, namespaces: [web]}]}\n" +
+			"---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: b}\nspec: {dnsNames: [b.example.com], issuerRef: {name: ca}}\n")},
+		"certificates/bad.yaml":   {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: bad}\nspec: {dnsNames: [\"-x\"], issuerRef: {name: ca}}\n")},
+		"certificates/stray.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Config\nspec: {}\n")},
+	}, reads: map[string]int{}}
+	var cache LoadCache
+	check := func(step string) *Repository {
+		t.Helper()
+		want := Load(fsys.MapFS, LoadOptions{})
+		clear(fsys.reads)
+		got := Load(fsys, LoadOptions{Cache: &cache})
+		opt := cmpopts.IgnoreUnexported(Repository{})
+		if diff := cmp.Diff(want, got, opt); diff != "" {
+			t.Errorf("%s: Load (-uncached +cached):\n%s", step, diff)
+		}
+		if len(got.Problems) == 0 {
+			t.Errorf("%s: no problems; the fixture has some", step)
+		}
+		return got
+	}
+	first := check("first load")
+	if len(first.Certificates) != 2 {
+		t.Fatalf("loaded %d certificates, want 2", len(first.Certificates))
+	}
+	// What a caller does to its objects never reaches the cache.
+	first.Certificates[0].Metadata.Annotations["x"] = "changed by a caller"
+	first.Certificates[0].Spec.DNSNames[0] = "changed.example.com"
+	first.Certificates[0].Spec.PrivateKey.Size = 1
+	first.Issuers["ca"].Metadata.Name = "changed"
+
+	check("unchanged")
+	if len(fsys.reads) != 0 {
+		t.Errorf("an unchanged tree read %v, want nothing", fsys.reads)
+	}
+
+	// A changed file is decoded again; cross-file checks see the new set.
+	fsys.MapFS["issuers/ca.yaml"] = &fstest.MapFile{Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: other}\nspec: {selfSigned: {}}\n")}
+	delete(fsys.MapFS, "certificates/bad.yaml")
+	got := check("issuer renamed, bad.yaml removed")
+	if want := map[string]int{"issuers/ca.yaml": 1}; !cmp.Equal(fsys.reads, want) {
+		t.Errorf("after a change read %v, want %v", fsys.reads, want)
+	}
+	if len(got.Certificates) != 0 {
+		t.Errorf("loaded %d certificates whose issuer is gone, want 0", len(got.Certificates))
+	}
+	if _, ok := cache.entries["certificates/bad.yaml"]; ok || len(cache.entries) != 4 {
+		t.Errorf("cache holds %d entries (bad.yaml: %v), want the 4 files of the tree", len(cache.entries), ok)
+	}
+}
