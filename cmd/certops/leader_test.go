@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -111,12 +111,7 @@ func TestLeaderElection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := fmt.Sprintf("127.0.0.1:%d", peer.FreePort(t)) // outside the ephemeral range: see peer.FreePort
 		r := &replica{el: el, base: "http://" + addr, cancel: cancel, done: make(chan error, 1)}
 		go func() { r.done <- serveDaemon(ctx, log, rec, time.Second, addr, nil, el, nil) }()
 		t.Cleanup(func() {

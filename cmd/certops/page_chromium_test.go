@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -91,14 +90,11 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", peer.FreePort(t)) // outside the ephemeral range: see peer.FreePort
 	done := make(chan error, 1)
-	go func() { done <- serveDaemon(ctx, log, rec, time.Hour, addr, nil, nil, newGitHistory(repo.GitDir(), repo.Head)) }()
+	go func() {
+		done <- serveDaemon(ctx, log, rec, time.Hour, addr, nil, nil, newGitHistory(repo.GitDir(), repo.Head))
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

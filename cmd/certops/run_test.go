@@ -6,9 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -52,12 +52,7 @@ func TestRunServesStatusMetricsAndWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", peer.FreePort(t)) // outside the ephemeral range: see peer.FreePort
 	secret := []byte("hook-secret")
 	done := make(chan error, 1)
 	go func() { done <- runDaemon(ctx, log, rec, time.Hour, addr, secret) }()

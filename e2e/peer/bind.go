@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,24 +142,4 @@ func (b *BIND) TXT(t testing.TB, name string) []string {
 		}
 	}
 	return out
-}
-
-// freeDNSPort finds a loopback port free for both UDP and TCP.
-func freeDNSPort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free loopback port for both UDP and TCP")
-	return 0
 }

@@ -285,17 +285,6 @@ func (p *Pebble) Roots(t testing.TB) []*x509.Certificate {
 	return out
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // loopbackTLS writes a test-only CA and a certificate for 127.0.0.1 and
 // localhost into dir (tls.crt, tls.key) and returns the certificate and a
 // pool trusting the CA.

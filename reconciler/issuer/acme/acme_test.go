@@ -140,12 +140,7 @@ func TestConformanceHTTP01(t *testing.T) {
 // before the CA is contacted; the directory URL points at a closed port, so
 // any network use would fail differently (transient).
 func TestRefusesOtherNames(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", peer.FreePort(t)) // outside the ephemeral range: see peer.FreePort
 	cfg := acme.NewDefaultConfig()
 	cfg.DirectoryURL = "https://" + addr + "/dir"
 	cfg.AccountStore = &memStore{}
