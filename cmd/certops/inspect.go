@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"certops.dev/certops/reconciler/issuer"
 	"certops.dev/certops/sops"
 )
 
@@ -211,11 +212,9 @@ func inspect(source string, data map[string]string, now time.Time) (*Inspection,
 	if kb, _ := pem.Decode([]byte(data["tls.key"])); kb != nil {
 		in.KeyPresent = true
 		ok := false
-		if key, err := parseKey(kb.Bytes); err == nil {
-			if pk, isPub := key.(interface{ Public() crypto.PublicKey }); isPub {
-				if eq, isEq := pk.Public().(interface{ Equal(crypto.PublicKey) bool }); isEq {
-					ok = eq.Equal(leaf.PublicKey)
-				}
+		if key, err := issuer.ParsePrivateKeyPEM([]byte(data["tls.key"])); err == nil {
+			if eq, isEq := key.Public().(interface{ Equal(crypto.PublicKey) bool }); isEq {
+				ok = eq.Equal(leaf.PublicKey)
 			}
 		}
 		in.KeyMatches = &ok

@@ -3,15 +3,17 @@ package main
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"certops.dev/certops/reconciler/issuer"
 )
 
 // writePKCS12 writes the keypair of data as a PKCS#12 keystore to out
@@ -91,21 +93,12 @@ func readPassword(cmd *cobra.Command, file string) (string, error) {
 func encodePKCS12(data map[string]string, password string) ([]byte, error) {
 	var certs []*x509.Certificate
 	for _, name := range []string{"tls.crt", "ca.crt"} {
-		rest := []byte(data[name])
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if !containsCert(certs, c) {
+		parsed, err := parseCerts(data[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for _, c := range parsed {
+			if !slices.ContainsFunc(certs, c.Equal) {
 				certs = append(certs, c)
 			}
 		}
@@ -113,36 +106,13 @@ func encodePKCS12(data map[string]string, password string) ([]byte, error) {
 	if len(certs) == 0 {
 		return nil, errors.New("tls.crt holds no certificate")
 	}
-	kb, _ := pem.Decode([]byte(data["tls.key"]))
-	if kb == nil {
-		return nil, errors.New("tls.key holds no PEM private key")
-	}
-	key, err := parseKey(kb.Bytes)
+	key, err := issuer.ParsePrivateKeyPEM([]byte(data["tls.key"])) // its errors never hold key material
 	if err != nil {
-		return nil, errors.New("tls.key: not a PKCS#8, PKCS#1 or SEC 1 private key")
+		return nil, fmt.Errorf("tls.key: %w", err)
 	}
 	p12, err := pkcs12.Modern2023.Encode(key, certs[0], certs[1:], password)
 	if err != nil {
 		return nil, fmt.Errorf("encoding PKCS#12: %w", err)
 	}
 	return p12, nil
-}
-
-func containsCert(list []*x509.Certificate, c *x509.Certificate) bool {
-	for _, x := range list {
-		if x.Equal(c) {
-			return true
-		}
-	}
-	return false
-}
-
-func parseKey(der []byte) (any, error) {
-	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
-		return k, nil
-	}
-	return x509.ParseECPrivateKey(der)
 }
