@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"certops.dev/certops/e2e/peer"
@@ -44,8 +42,7 @@ func TestKillNineConverges(t *testing.T) {
 				return out.String(), err
 			}
 			out, err := reconcile(point)
-			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			if !killedBySIGKILL(err) {
 				t.Fatalf("the first run was not killed at %s: %v\n%s", point, err, out)
 			}
 			if out, err := reconcile(""); err != nil {

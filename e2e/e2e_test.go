@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"filippo.io/age"
@@ -60,6 +62,57 @@ func pebbleCAPEM(t *testing.T, dirURL string) []byte {
 	return b.Bytes()
 }
 
+// pebbleIssuerYAML is an ACME Issuer for pebble that solves DNS-01 through
+// bind over RFC 2136; the daemon needs dnsupdateEnv(bind) for the TSIG secret.
+func pebbleIssuerYAML(t *testing.T, pebble *peer.Pebble, bind *peer.BIND) string {
+	t.Helper()
+	caBundle := base64.StdEncoding.EncodeToString(pebbleCAPEM(t, pebble.DirectoryURL))
+	return fmt.Sprintf(`apiVersion: certops.dev/v1alpha1
+kind: Issuer
+metadata: {name: pebble}
+spec:
+  acme:
+    server: %s
+    email: ops@example.test
+    profile: default
+    caBundle: %s
+    solvers:
+      - dns01:
+          provider: dnsupdate
+          settings: {NAMESERVER: %q, TSIG_KEY: %q, TSIG_ALGORITHM: %q}
+          nameservers: [%q]
+          disablePropagationCheck: true
+`, pebble.DirectoryURL, caBundle, bind.Addr, bind.TSIGName, bind.TSIGAlgorithm, bind.Addr)
+}
+
+// dnsupdateEnv is the daemon environment of pebbleIssuerYAML's solver: the
+// TSIG secret (never in the repository) and quick polling.
+func dnsupdateEnv(bind *peer.BIND) []string {
+	return []string{"DNSUPDATE_TSIG_SECRET=" + bind.TSIGSecret, "DNSUPDATE_SEQUENCE_INTERVAL=1",
+		"DNSUPDATE_PROPAGATION_TIMEOUT=60", "DNSUPDATE_POLLING_INTERVAL=1"}
+}
+
+// writeAgeIdentity writes a fresh age identity (mode 0600) into dir.
+func writeAgeIdentity(t *testing.T, dir string) (*age.X25519Identity, string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "age.key")
+	if err := os.WriteFile(file, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return id, file
+}
+
+// killedBySIGKILL reports whether err is the exit of a process killed with
+// SIGKILL (a crash point of reconciler.CrashEnv).
+func killedBySIGKILL(err error) bool {
+	var exit *exec.ExitError
+	return errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
+}
+
 type world struct {
 	t        *testing.T
 	bin      string
@@ -80,21 +133,25 @@ type world struct {
 	allowExec string
 }
 
-func (w *world) certops(args ...string) (string, error) {
-	w.t.Helper()
-	cmd := exec.Command(w.bin, args...)
-	cmd.Env = append(os.Environ(),
+// env is the environment every certops process of the scenario runs with:
+// the repository, the age identity, the state, the signing key and the
+// DNS-01 solver's secret. Flags given on a command line win over it.
+func (w *world) env() []string {
+	env := append(os.Environ(),
 		"SOPS_AGE_KEY_FILE="+w.keyFile,
 		"CERTOPS_REPO="+w.remote,
 		"CERTOPS_STATE_DIR="+filepath.Join(w.tmp, "state"),
 		"CERTOPS_LOG_LEVEL=warn",
 		"CERTOPS_SIGNING_KEY="+w.signingKey,
 		"CERTOPS_ALLOW_EXEC="+w.allowExec,
-		"DNSUPDATE_TSIG_SECRET="+w.bind.TSIGSecret,
-		"DNSUPDATE_SEQUENCE_INTERVAL=1",
-		"DNSUPDATE_PROPAGATION_TIMEOUT=60",
-		"DNSUPDATE_POLLING_INTERVAL=1",
 	)
+	return append(env, dnsupdateEnv(w.bind)...)
+}
+
+func (w *world) certops(args ...string) (string, error) {
+	w.t.Helper()
+	cmd := exec.Command(w.bin, args...)
+	cmd.Env = w.env()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -148,18 +205,10 @@ func TestWholePath(t *testing.T) {
 			}
 		}
 	}
-	var err error
-	if w.identity, err = age.GenerateX25519Identity(); err != nil {
-		t.Fatal(err)
-	}
-	w.keyFile = filepath.Join(w.tmp, "age.key")
-	if err := os.WriteFile(w.keyFile, []byte(w.identity.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	w.identity, w.keyFile = writeAgeIdentity(t, w.tmp)
 	w.remote = strings.Replace(w.git.URL("http", "repo.git"), "http://", "http://certops:e2e-pass@", 1)
 	w.signingKey, w.signers = sshSigningKey(t, w.tmp)
 
-	caBundle := base64.StdEncoding.EncodeToString(pebbleCAPEM(t, w.pebble.DirectoryURL))
 	files := map[string]string{
 		"certops.yaml": fmt.Sprintf(`apiVersion: certops.dev/v1alpha1
 kind: Config
@@ -186,23 +235,8 @@ spec:
         dnsNames: ["*.example.test"]
         issuers: [pebble, internal, cli]
 `, w.kubes[0].Kubeconfig, w.kubes[1].Kubeconfig),
-		".sops.yaml": "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + w.identity.Recipient().String() + "\n",
-		"issuers/pebble.yaml": fmt.Sprintf(`apiVersion: certops.dev/v1alpha1
-kind: Issuer
-metadata: {name: pebble}
-spec:
-  acme:
-    server: %s
-    email: ops@example.test
-    profile: default
-    caBundle: %s
-    solvers:
-      - dns01:
-          provider: dnsupdate
-          settings: {NAMESERVER: %q, TSIG_KEY: %q, TSIG_ALGORITHM: %q}
-          nameservers: [%q]
-          disablePropagationCheck: true
-`, w.pebble.DirectoryURL, caBundle, w.bind.Addr, w.bind.TSIGName, w.bind.TSIGAlgorithm, w.bind.Addr),
+		".sops.yaml":            "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + w.identity.Recipient().String() + "\n",
+		"issuers/pebble.yaml":   pebbleIssuerYAML(t, w.pebble, w.bind),
 		"issuers/root.yaml":     "apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: root}\nspec: {selfSigned: {}}\n",
 		"issuers/internal.yaml": "apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: internal}\nspec: {ca: {secretName: root-ca}}\n",
 		"certificates/platform/root-ca.yaml": `apiVersion: certops.dev/v1alpha1

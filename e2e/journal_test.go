@@ -2,18 +2,13 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-
-	"filippo.io/age"
 
 	"certops.dev/certops/e2e/peer"
 	"certops.dev/certops/reconciler"
@@ -31,35 +26,12 @@ func TestKillNineResumesACMEOrders(t *testing.T) {
 	pebble := peer.StartPebble(t, peer.PebbleOptions{DNSServer: bind.Addr})
 
 	tmp := t.TempDir()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(tmp, "age.key")
-	if err := os.WriteFile(key, []byte(id.String()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	caBundle := base64.StdEncoding.EncodeToString(pebbleCAPEM(t, pebble.DirectoryURL))
+	id, key := writeAgeIdentity(t, tmp)
 	git.CreateRepo(t, "acme.git")
 	git.SeedFiles(t, "acme.git", "main", map[string]string{
-		"certops.yaml": "apiVersion: certops.dev/v1alpha1\nkind: Config\nspec: {}\n",
-		".sops.yaml":   "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + id.Recipient().String() + "\n",
-		"issuers/pebble.yaml": fmt.Sprintf(`apiVersion: certops.dev/v1alpha1
-kind: Issuer
-metadata: {name: pebble}
-spec:
-  acme:
-    server: %s
-    email: ops@example.test
-    profile: default
-    caBundle: %s
-    solvers:
-      - dns01:
-          provider: dnsupdate
-          settings: {NAMESERVER: %q, TSIG_KEY: %q, TSIG_ALGORITHM: %q}
-          nameservers: [%q]
-          disablePropagationCheck: true
-`, pebble.DirectoryURL, caBundle, bind.Addr, bind.TSIGName, bind.TSIGAlgorithm, bind.Addr),
+		"certops.yaml":        "apiVersion: certops.dev/v1alpha1\nkind: Config\nspec: {}\n",
+		".sops.yaml":          "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + id.Recipient().String() + "\n",
+		"issuers/pebble.yaml": pebbleIssuerYAML(t, pebble, bind),
 		"certificates/web.yaml": `apiVersion: certops.dev/v1alpha1
 kind: Certificate
 metadata: {name: web, namespace: web}
@@ -79,9 +51,8 @@ spec:
 	reconcile := func(crashAt string) (string, error) {
 		cmd := exec.Command(bin, "reconcile", "--repo", git.URL("http", "acme.git"), "--age-identity", key,
 			"--state-dir", state, "--apply=false", "--log-level", "info")
-		cmd.Env = append(os.Environ(), reconciler.CrashEnv+"="+crashAt, "TMPDIR="+scratch,
-			"DNSUPDATE_TSIG_SECRET="+bind.TSIGSecret, "DNSUPDATE_SEQUENCE_INTERVAL=1",
-			"DNSUPDATE_PROPAGATION_TIMEOUT=60", "DNSUPDATE_POLLING_INTERVAL=1")
+		cmd.Env = append(os.Environ(), reconciler.CrashEnv+"="+crashAt, "TMPDIR="+scratch)
+		cmd.Env = append(cmd.Env, dnsupdateEnv(bind)...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err := cmd.Run()
@@ -110,8 +81,7 @@ spec:
 	}
 
 	out, err := reconcile("after-issue")
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !killedBySIGKILL(err) {
 		t.Fatalf("the first run was not killed after issuing: %v\n%s", err, out)
 	}
 	if got := pebble.Orders(); got != 1 {

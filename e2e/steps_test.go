@@ -192,12 +192,7 @@ spec:
     - {cluster: one, namespaces: [apps]}
 `})
 	cmd := exec.Command(w.bin, "run", "--interval", "3s", "--listen", "127.0.0.1:0", "--log-level", "info")
-	cmd.Env = append(os.Environ(),
-		"SOPS_AGE_KEY_FILE="+w.keyFile,
-		"CERTOPS_REPO="+w.remote,
-		"CERTOPS_STATE_DIR="+filepath.Join(w.tmp, "state"),
-		"CERTOPS_SIGNING_KEY="+w.signingKey,
-	)
+	cmd.Env = w.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logPath := filepath.Join(w.tmp, "daemon.log")
 	logf, err := os.Create(logPath)
