@@ -20,8 +20,13 @@ import (
 // treeFS is a read-only io/fs view of one commit's tree, read from the
 // object store (never a work tree). Decoded directories are cached, so
 // reading every file of a large tree decodes each tree object once.
+//
+// go-git's object storage is not safe for concurrent use (two goroutines
+// inflating from one packfile read each other's bytes), so every object
+// read holds reads, which the Repo shares among all its trees.
 type treeFS struct {
 	s       storer.EncodedObjectStorer
+	reads   *sync.Mutex
 	modTime time.Time
 
 	mu    sync.Mutex
@@ -34,8 +39,8 @@ var (
 	_ fs.StatFS     = (*treeFS)(nil)
 )
 
-func newTreeFS(s storer.EncodedObjectStorer, root *object.Tree, modTime time.Time) *treeFS {
-	return &treeFS{s: s, modTime: modTime, trees: map[string]*object.Tree{".": root}}
+func newTreeFS(s storer.EncodedObjectStorer, reads *sync.Mutex, root *object.Tree, modTime time.Time) *treeFS {
+	return &treeFS{s: s, reads: reads, modTime: modTime, trees: map[string]*object.Tree{".": root}}
 }
 
 // tree returns the decoded directory dir ("." or "a/b").
@@ -61,7 +66,9 @@ func (f *treeFS) tree(dir string) (*object.Tree, error) {
 	if err != nil || e.Mode != filemode.Dir {
 		return nil, fs.ErrNotExist
 	}
+	f.reads.Lock()
 	t, err = object.GetTree(f.s, e.Hash)
+	f.reads.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +116,9 @@ func (f *treeFS) Stat(name string) (fs.FileInfo, error) {
 	}
 	var size int64
 	if e.Mode != filemode.Dir && e.Mode != filemode.Submodule {
+		f.reads.Lock()
 		size, err = f.s.EncodedObjectSize(e.Hash)
+		f.reads.Unlock()
 		if err != nil {
 			return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
 		}
@@ -151,6 +160,8 @@ func (f *treeFS) ReadFile(name string) ([]byte, error) {
 }
 
 func (f *treeFS) blob(h plumbing.Hash) ([]byte, error) {
+	f.reads.Lock()
+	defer f.reads.Unlock()
 	o, err := f.s.EncodedObject(plumbing.BlobObject, h)
 	if err != nil {
 		return nil, err
@@ -250,7 +261,10 @@ func (d *dirEntry) Info() (fs.FileInfo, error) {
 	var size int64
 	if !d.IsDir() && d.entry.Mode != filemode.Submodule {
 		var err error
-		if size, err = d.fs.s.EncodedObjectSize(d.entry.Hash); err != nil {
+		d.fs.reads.Lock()
+		size, err = d.fs.s.EncodedObjectSize(d.entry.Hash)
+		d.fs.reads.Unlock()
+		if err != nil {
 			return nil, err
 		}
 	}

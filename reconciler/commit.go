@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"certops.dev/certops/gitsource"
@@ -28,28 +29,19 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	counts := map[string]int{}
 
 	keys := sortedKeys(p.issued)
-	for _, key := range keys {
+	for i, enc := range p.encryptIssued(keys) {
+		key := keys[i]
 		it := p.issued[key]
-		file := it.cert.SecretPath(cfg)
-		iss := p.repo.Issuers[it.cert.Spec.IssuerRef.Name]
-		plain, err := it.manifest(iss.Spec.Type())
-		if err != nil {
-			p.markFailed(key, fmt.Errorf("rendering Secret: %w", err))
+		if enc.err != nil {
+			p.markFailed(key, enc.err)
 			continue
 		}
-		old, _ := fs.ReadFile(p.fsys, file)
-		enc, changed, err := r.o.Crypter.Update(p.fsys, file, old, plain)
-		if err != nil {
-			// Never overwrite a good file with something we could not
-			// encrypt; the certificate is retried with backoff.
-			p.markFailed(key, fmt.Errorf("encrypting %s: %w", file, err))
+		it.blob = gitsource.BlobID(enc.out)
+		p.noteVerified(enc.file, enc.out)
+		if !enc.changed {
 			continue
 		}
-		p.noteVerified(file, enc)
-		if !changed {
-			continue
-		}
-		files[file] = enc
+		files[enc.file] = enc.out
 		action := actionWord(it.reason)
 		counts[action]++
 		serial := fmt.Sprintf("%x", it.leaf.SerialNumber)
@@ -145,6 +137,62 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	r.log.Info("pushed", "commit", short(hash))
 	p.forgetPushed()
 	return nil
+}
+
+// encrypted is one issued certificate's Secret file after encryption.
+type encrypted struct {
+	file    string
+	out     []byte
+	changed bool
+	err     error // rendering or encryption failed: the file stays as it was
+}
+
+// encryptIssued renders and encrypts the Secret file of each issued
+// certificate (keys, in order) on Workers goroutines: SOPS encryption is
+// most of a large pass' CPU, and the Crypter is safe for concurrent use.
+// The current files are read first, on this goroutine.
+func (p *pass) encryptIssued(keys []string) []encrypted {
+	cfg := &p.repo.Config
+	out := make([]encrypted, len(keys))
+	plains := make([][]byte, len(keys))
+	olds := make([][]byte, len(keys))
+	for i, key := range keys {
+		it := p.issued[key]
+		out[i].file = it.cert.SecretPath(cfg)
+		iss := p.repo.Issuers[it.cert.Spec.IssuerRef.Name]
+		plain, err := it.manifest(iss.Spec.Type())
+		if err != nil {
+			out[i].err = fmt.Errorf("rendering Secret: %w", err)
+			continue
+		}
+		plains[i] = plain
+		olds[i], _ = fs.ReadFile(p.fsys, out[i].file)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(p.r.o.Workers, len(keys)) {
+		wg.Go(func() {
+			for i := range next {
+				e := &out[i]
+				var err error
+				e.out, e.changed, err = p.r.o.Crypter.Update(p.fsys, e.file, olds[i], plains[i])
+				if err != nil {
+					// Never overwrite a good file with something we could
+					// not encrypt; the certificate is retried with backoff.
+					e.err = fmt.Errorf("encrypting %s: %w", e.file, err)
+				}
+				plains[i], olds[i] = nil, nil
+			}
+		})
+	}
+	for i := range keys {
+		if out[i].err == nil {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
+	return out
 }
 
 // rekey re-encrypts every owned file not rewritten in this pass when the

@@ -51,6 +51,7 @@ type issued struct {
 	leaf     *x509.Certificate
 	renewAt  time.Time
 	renewTok string // the spec's certops.dev/renew value honoured
+	blob     string // Git blob id of its encrypted file, once committed
 }
 
 // annotations are the clear-text facts planning needs, plus
