@@ -76,7 +76,13 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the table as JSON to this file")
 	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
 	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file")
 	flag.Parse()
+	if *heapProfile != "" {
+		stop := make(chan struct{})
+		defer close(stop)
+		go watchHeap(*heapProfile, stop)
+	}
 	log.SetFlags(0)
 	h = newHarness()
 	defer h.Close()
