@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -176,6 +177,10 @@ func (p *pass) encryptIssued(keys []string) []encrypted {
 				e := &out[i]
 				var err error
 				e.out, e.changed, err = p.r.o.Crypter.Update(p.fsys, e.file, olds[i], plains[i])
+				if e.changed {
+					// Held until the commit: without the encoder's spare capacity.
+					e.out = bytes.Clone(e.out)
+				}
 				if err != nil {
 					// Never overwrite a good file with something we could
 					// not encrypt; the certificate is retried with backoff.
