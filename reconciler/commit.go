@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -16,20 +17,86 @@ import (
 	"certops.dev/certops/spec"
 )
 
+// DefaultCommitBatch is how many issued certificates one commit holds at
+// most (Options.CommitBatch).
+const DefaultCommitBatch = 500
+
+// batch is one commit of a pass.
+type batch struct {
+	files  map[string][]byte
+	remove []string
+	msg    gitsource.Message
+	lines  []string
+	counts map[string]int
+	events []Event
+	keys   []string // the issued certificates it writes
+}
+
 // commitAndPush encrypts what was issued, removes the Secrets of deleted
-// specs, refreshes secrets/kustomization.yaml, and writes it all as one
-// commit, then pushes. A failed encryption leaves that certificate's file
-// as it was; a failed push keeps the commit for the next pass.
+// specs, refreshes secrets/kustomization.yaml, and commits and pushes it.
+// Up to CommitBatch issued certificates go in one commit; a pass that issues
+// more makes one commit per batch, each encrypted, committed and pushed
+// before the next is encrypted, so memory is bounded by a batch and each
+// commit message stays readable. The issuer's own files go with the first
+// commit; re-keyed files, removals and the kustomization with the last.
+//
+// A failed encryption leaves that certificate's file as it was. A failed
+// push keeps its commit for the next pass; the later batches are still
+// committed, not pushed, so nothing issued is lost or issued again.
 func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	r := p.r
-	cfg := &p.repo.Config
-	outDir := cfg.Spec.Output.Path
-	files := map[string][]byte{}
-	var msg gitsource.Message
-	var lines []string
-	counts := map[string]int{}
-
+	outDir := p.repo.Config.Spec.Output.Path
 	keys := sortedKeys(p.issued)
+	size := r.o.CommitBatch
+	n := max(1, (len(keys)+size-1)/size)
+	written := map[string]bool{} // files the pass' commits write
+	var pushErr error
+	for i := range n {
+		first, last := i == 0, i == n-1
+		b := &batch{files: map[string][]byte{}, counts: map[string]int{}}
+		p.addIssued(b, keys[i*size:min(len(keys), (i+1)*size)])
+		if first {
+			p.addIssuerFiles(b)
+		}
+		for f := range b.files {
+			written[f] = true
+		}
+		if last {
+			p.addRekeyed(b, outDir, written)
+			p.addRemovals(b, removals)
+			// The kustomization lists exactly the Secret files of the new tree.
+			kpath := outDir + "/kustomization.yaml"
+			if k := kustomization(outDir, p.secretFiles(outDir, written, b.remove)); !bytesEqualFile(p.fsys, kpath, k) {
+				b.files[kpath] = k
+			}
+		}
+		if len(b.files) == 0 && len(b.remove) == 0 {
+			continue
+		}
+		hash, changed, err := p.commitBatch(b, i, n)
+		if err != nil {
+			return errors.Join(pushErr, fmt.Errorf("committing: %w", err))
+		}
+		if !changed || pushErr != nil {
+			continue // a commit after a failed push waits for the next pass
+		}
+		if err := r.o.Source.Push(p.ctx); err != nil {
+			// The commit stays in the local clone and is pushed first next
+			// pass; nothing is issued again because of it.
+			pushErr = fmt.Errorf("pushing %s: %w", short(hash), err)
+			continue
+		}
+		p.rep.Pushed = hash
+		r.notify.pushed()
+		crashPoint("after-push")
+		r.log.Info("pushed", "commit", short(hash))
+		p.forgetPushed(b.keys, first)
+	}
+	return pushErr
+}
+
+// addIssued encrypts the Secret files of the issued certificates keys.
+func (p *pass) addIssued(b *batch, keys []string) {
 	for i, enc := range p.encryptIssued(keys) {
 		key := keys[i]
 		it := p.issued[key]
@@ -39,18 +106,19 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		}
 		it.blob = gitsource.BlobID(enc.out)
 		p.noteVerified(enc.file, enc.out)
+		b.keys = append(b.keys, key)
 		if !enc.changed {
 			continue
 		}
-		files[enc.file] = enc.out
+		b.files[enc.file] = enc.out
 		action := actionWord(it.reason)
-		counts[action]++
+		b.counts[action]++
 		serial := fmt.Sprintf("%x", it.leaf.SerialNumber)
 		notAfter := it.leaf.NotAfter.UTC().Format(time.RFC3339)
-		lines = append(lines, fmt.Sprintf("- %s %s (%s): serial %s, not after %s, issuer %s",
+		b.lines = append(b.lines, fmt.Sprintf("- %s %s (%s): serial %s, not after %s, issuer %s",
 			action, key, it.reason, serial, notAfter, it.cert.Spec.IssuerRef.Name))
-		p.events = append(p.events, p.committedEvent(it))
-		msg.Trailers = append(msg.Trailers,
+		b.events = append(b.events, p.committedEvent(it))
+		b.msg.Trailers = append(b.msg.Trailers,
 			gitsource.Trailer{Key: "Certificate", Value: key},
 			gitsource.Trailer{Key: "Serial", Value: serial},
 			gitsource.Trailer{Key: "Not-After", Value: notAfter},
@@ -58,86 +126,84 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 			gitsource.Trailer{Key: "Reason", Value: string(it.reason)},
 		)
 	}
+}
+
+// addIssuerFiles encrypts the files backends wrote (an ACME account key).
+func (p *pass) addIssuerFiles(b *batch) {
 	for path, plain := range p.writes {
 		old, _ := fs.ReadFile(p.fsys, path)
-		enc, changed, err := r.o.Crypter.Update(p.fsys, path, old, plain)
+		enc, changed, err := p.r.o.Crypter.Update(p.fsys, path, old, plain)
 		if err != nil {
-			r.log.Error("encrypting issuer secret", "file", path, "error", err)
+			p.r.log.Error("encrypting issuer secret", "file", path, "error", err)
 			continue
 		}
 		if changed {
-			files[path] = enc
-			lines = append(lines, "- store "+path)
+			b.files[path] = enc
+			b.lines = append(b.lines, "- store "+path)
 		}
 	}
-	rekeyed := p.rekey(outDir, files)
+}
+
+func (p *pass) addRekeyed(b *batch, outDir string, written map[string]bool) {
+	rekeyed := p.rekey(outDir, written)
 	p.noteRekeyed(rekeyed)
 	for path, enc := range rekeyed {
-		files[path] = enc
+		b.files[path] = enc
 	}
 	if len(rekeyed) > 0 {
-		lines = append(lines, fmt.Sprintf("- re-encrypt %d file(s) to the recipients .sops.yaml names now", len(rekeyed)))
-		counts["rekey"] = len(rekeyed)
+		b.lines = append(b.lines, fmt.Sprintf("- re-encrypt %d file(s) to the recipients .sops.yaml names now", len(rekeyed)))
+		b.counts["rekey"] = len(rekeyed)
 	}
-	var remove []string
+}
+
+func (p *pass) addRemovals(b *batch, removals []spec.PlanEntry) {
 	for _, e := range removals {
-		remove = append(remove, e.File)
-		counts["remove"]++
-		lines = append(lines, fmt.Sprintf("- remove %s (%s): its spec is gone", e.Name, spec.ReasonDeleted))
-		p.events = append(p.events, p.removedEvent(e))
-		msg.Trailers = append(msg.Trailers,
+		b.remove = append(b.remove, e.File)
+		b.counts["remove"]++
+		b.lines = append(b.lines, fmt.Sprintf("- remove %s (%s): its spec is gone", e.Name, spec.ReasonDeleted))
+		b.events = append(b.events, p.removedEvent(e))
+		b.msg.Trailers = append(b.msg.Trailers,
 			gitsource.Trailer{Key: "Certificate", Value: e.Name},
 			gitsource.Trailer{Key: "Reason", Value: string(spec.ReasonDeleted)})
 	}
-	// The kustomization lists exactly the Secret files of the new tree.
-	secretFiles := p.secretFiles(outDir, files, remove)
-	kpath := outDir + "/kustomization.yaml"
-	if k := kustomization(outDir, secretFiles); !bytesEqualFile(p.fsys, kpath, k) {
-		files[kpath] = k
-	}
-	if len(files) == 0 && len(remove) == 0 {
-		return nil
-	}
+}
+
+// commitBatch writes batch i of n as one commit, and holds its events until it
+// is pushed.
+func (p *pass) commitBatch(b *batch, i, n int) (string, bool, error) {
+	r := p.r
+	cfg := &p.repo.Config
 	var parts []string
 	for _, a := range []string{"issue", "reissue", "renew", "adopt", "remove", "rekey"} {
-		if counts[a] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", a, counts[a]))
+		if b.counts[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", a, b.counts[a]))
 		}
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "update "+outDir)
+		parts = append(parts, "update "+cfg.Spec.Output.Path)
 	}
-	msg.Subject = cfg.Spec.Commit.SubjectPrefix + strings.Join(parts, ", ")
-	msg.Body = strings.Join(lines, "\n")
-	hash, changed, err := r.o.Source.Commit(p.ctx, gitsource.Change{Files: files, Remove: remove, Message: msg,
+	b.msg.Subject = cfg.Spec.Commit.SubjectPrefix + strings.Join(parts, ", ")
+	if n > 1 {
+		b.msg.Subject += fmt.Sprintf(" (%d/%d)", i+1, n)
+	}
+	b.msg.Body = strings.Join(b.lines, "\n")
+	hash, changed, err := r.o.Source.Commit(p.ctx, gitsource.Change{Files: b.files, Remove: b.remove, Message: b.msg,
 		Author: &gitsource.Identity{Name: cfg.Spec.Commit.AuthorName, Email: cfg.Spec.Commit.AuthorEmail}})
-	if err != nil {
-		return fmt.Errorf("committing: %w", err)
-	}
-	if !changed {
-		return nil
+	if err != nil || !changed {
+		return hash, changed, err
 	}
 	crashPoint("after-commit")
 	// The next pass reads these files' metadata from the cache.
-	for f, b := range files {
-		r.observedCache.Add(f, gitsource.BlobID(b), b)
+	for f, data := range b.files {
+		r.observedCache.Add(f, gitsource.BlobID(data), data)
 	}
-	r.log.Info("committed", "commit", short(hash), "files", len(files), "removed", len(remove))
-	for i := range p.events {
-		p.events[i].Commit = hash
+	r.log.Info("committed", "commit", short(hash), "files", len(b.files), "removed", len(b.remove))
+	for i := range b.events {
+		b.events[i].Commit = hash
 	}
-	r.notify.hold(p.events) // sent once pushed, in this pass or a later one
-	if err := r.o.Source.Push(p.ctx); err != nil {
-		// The commit stays in the local clone and is pushed first next
-		// pass; nothing is issued again because of it.
-		return fmt.Errorf("pushing %s: %w", short(hash), err)
-	}
-	p.rep.Pushed = hash
-	r.notify.pushed()
-	crashPoint("after-push")
-	r.log.Info("pushed", "commit", short(hash))
-	p.forgetPushed()
-	return nil
+	p.events = append(p.events, b.events...)
+	r.notify.hold(b.events) // sent once pushed, in this pass or a later one
+	return hash, true, nil
 }
 
 // encrypted is one issued certificate's Secret file after encryption.
@@ -204,7 +270,7 @@ func (p *pass) encryptIssued(keys []string) []encrypted {
 // repository's .sops.yaml files changed since the last check (and at the
 // first pass). It is all or nothing; a failure is logged and leaves every
 // file as it is.
-func (p *pass) rekey(outDir string, written map[string][]byte) map[string][]byte {
+func (p *pass) rekey(outDir string, written map[string]bool) map[string][]byte {
 	rk, ok := p.r.o.Crypter.(Rekeyer)
 	if !ok {
 		return nil
@@ -227,7 +293,7 @@ func (p *pass) rekey(outDir string, written map[string][]byte) map[string][]byte
 	}
 	files := map[string][]byte{}
 	_ = fs.WalkDir(p.fsys, outDir, func(f string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (isSecretFile(outDir, f) || strings.Contains(f, "/.")) && strings.HasSuffix(f, ".yaml") && written[f] == nil {
+		if err == nil && !d.IsDir() && (isSecretFile(outDir, f) || strings.Contains(f, "/.")) && strings.HasSuffix(f, ".yaml") && !written[f] {
 			if b, err := fs.ReadFile(p.fsys, f); err == nil {
 				files[f] = b
 			}
@@ -273,7 +339,7 @@ func (p *pass) markFailed(key string, err error) {
 }
 
 // secretFiles lists the Secret files of the tree after this pass.
-func (p *pass) secretFiles(outDir string, written map[string][]byte, removed []string) []string {
+func (p *pass) secretFiles(outDir string, written map[string]bool, removed []string) []string {
 	set := map[string]bool{}
 	_ = fs.WalkDir(p.fsys, outDir, func(f string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && isSecretFile(outDir, f) {

@@ -3,9 +3,9 @@ package reconciler
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"

@@ -355,15 +355,18 @@ func (p *pass) sweepJournal(plan []spec.PlanEntry) {
 
 // forgetPushed deletes the entries of the certificates a pushed commit
 // carries.
-func (p *pass) forgetPushed() {
+func (p *pass) forgetPushed(keys []string, issuerFiles bool) {
 	j := p.r.journal
 	if j == nil {
 		return
 	}
-	for key := range p.issued {
+	for _, key := range keys {
 		if err := j.remove(key); err != nil {
 			p.r.log.Error("removing a journal entry", "cert", key, "error", err)
 		}
+	}
+	if !issuerFiles {
+		return
 	}
 	for file := range p.writes {
 		if err := os.Remove(j.secretPath(file)); err != nil && !errors.Is(err, fs.ErrNotExist) {

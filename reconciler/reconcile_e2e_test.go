@@ -44,6 +44,7 @@ type harness struct {
 	stateDir string
 	cacheDir string
 	trusted  []string // more recipients the daemon trusts
+	batch    int      // Options.CommitBatch; 0 for the default
 }
 
 func newHarness(t *testing.T) *harness {
@@ -80,7 +81,8 @@ func (h *harness) reconciler() *reconciler.Reconciler {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	rec, err := reconciler.New(reconciler.Options{Source: repo, Crypter: codec, Issuers: factories(), StateDir: h.stateDir})
+	rec, err := reconciler.New(reconciler.Options{Source: repo, Crypter: codec, Issuers: factories(), StateDir: h.stateDir,
+		CommitBatch: h.batch})
 	if err != nil {
 		h.t.Fatal(err)
 	}

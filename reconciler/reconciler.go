@@ -109,6 +109,7 @@ type Options struct {
 	StateDir               string                   // backoff state survives restarts here; "" keeps it in memory
 	Policy                 *spec.Policy             // the daemon's own policy
 	Workers                int                      // issuances in flight; default 2×GOMAXPROCS
+	CommitBatch            int                      // issued certificates per commit; default DefaultCommitBatch
 	BackoffMin, BackoffMax time.Duration
 	// HostConfig is mixed into the fingerprint of every failure hold: a
 	// certificate held after a permanent failure is tried again when its
@@ -158,6 +159,9 @@ func New(o Options) (*Reconciler, error) {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.CommitBatch <= 0 {
+		o.CommitBatch = DefaultCommitBatch
 	}
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = DefaultBackoffMin
