@@ -370,7 +370,9 @@ func bytesEqualFile(fsys fs.FS, name string, want []byte) bool {
 
 // apply sends every valid certificate's Secret to its targets. Secrets
 // issued in this pass come from memory; the others are decrypted from the
-// commit. A file that fails its MAC check is never applied.
+// commit only if the applier asks (Desired.Load), which it need not when a
+// cluster's Secret already names the file's blob id. A file that fails its
+// MAC check is never applied.
 func (p *pass) apply() {
 	r := p.r
 	var desired []Desired
@@ -381,6 +383,8 @@ func (p *pass) apply() {
 			continue
 		}
 		var data map[string][]byte
+		var load func() (map[string][]byte, error)
+		var source string
 		var annotations map[string]string
 		if it := p.issued[c.Key()]; it != nil {
 			data = map[string][]byte{keyCert: it.chainPEM, keyKey: it.keyPEM}
@@ -389,13 +393,18 @@ func (p *pass) apply() {
 			}
 			iss := p.repo.Issuers[c.Spec.IssuerRef.Name]
 			annotations = it.annotations(iss.Spec.Type())
+			source = it.blob
 		} else if o := p.observed[c.Key()]; o != nil {
-			d, err := p.readSecret(o.File)
-			if err != nil {
-				r.log.Error("not applying a Secret that does not decrypt", "cert", c.Key(), "file", o.File, "error", err)
-				continue
-			}
-			data, annotations = d, o.Annotations
+			file := o.File
+			// Shared by the certificate's targets: decrypted at most once.
+			load = sync.OnceValues(func() (map[string][]byte, error) {
+				d, err := p.readSecret(file)
+				if err != nil {
+					return nil, fmt.Errorf("reconciler: decrypting %s: %w", file, err)
+				}
+				return d, nil
+			})
+			source, annotations = o.Hash, o.Annotations
 		} else {
 			continue // not issued yet
 		}
@@ -413,8 +422,8 @@ func (p *pass) apply() {
 			ann[k] = v
 		}
 		for _, t := range targets {
-			desired = append(desired, Desired{Cert: c.Key(), Target: t, Type: "kubernetes.io/tls", Data: data,
-				Labels: labels, Annotations: ann, Spec: &c.Spec})
+			desired = append(desired, Desired{Cert: c.Key(), Target: t, Type: "kubernetes.io/tls", Data: data, Load: load,
+				Source: source, Labels: labels, Annotations: ann, Spec: &c.Spec})
 		}
 	}
 	rep := r.o.Applier.Apply(p.ctx, ApplyRequest{Config: cfg, Desired: desired, ReadSecret: p.readSecret})

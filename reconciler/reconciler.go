@@ -85,10 +85,18 @@ type ApplyRequest struct {
 
 // Desired is one Secret for one target.
 type Desired struct {
-	Cert        string // namespace/name of the certificate
-	Target      spec.ResolvedTarget
-	Type        string
-	Data        map[string][]byte
+	Cert   string // namespace/name of the certificate
+	Target spec.ResolvedTarget
+	Type   string
+	// Data is set for a Secret issued in this pass. For the others it is
+	// nil and Load decrypts the certificate's file (once, however many
+	// targets share it); an applier calls it only when the cluster's
+	// Secret is not known to hold Source already.
+	Data map[string][]byte
+	Load func() (map[string][]byte, error)
+	// Source is the Git blob id of the certificate's encrypted file: the
+	// same Source means the same Data.
+	Source      string
 	Labels      map[string]string
 	Annotations map[string]string
 	Spec        *spec.CertificateSpec // keystores, output formats

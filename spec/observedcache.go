@@ -68,6 +68,8 @@ func (c *ObservedCache) ReadDir(fsys fs.FS, dir string) (map[string]*Observed, [
 			e = observedEntry{hash: hash}
 			if e.o, err = ReadObserved(p, data); err != nil {
 				e.o, e.problem = nil, strings.TrimPrefix(err.Error(), "spec: "+p+": ")
+			} else {
+				e.o.Hash = hash
 			}
 		}
 		if hash != "" {
@@ -102,6 +104,8 @@ func (c *ObservedCache) Add(file, hash string, data []byte) {
 	var err error
 	if e.o, err = ReadObserved(file, data); err != nil {
 		e.o, e.problem = nil, strings.TrimPrefix(err.Error(), "spec: "+file+": ")
+	} else {
+		e.o.Hash = hash
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // hashFS is a MapFS with content hashes that counts the files it reads.
@@ -55,8 +56,13 @@ func TestObservedCache(t *testing.T) {
 		t.Helper()
 		got, gotProbs := c.ReadDir(fsys, "secrets")
 		want, wantProbs := ReadObservedDir(fsys.MapFS, "secrets") // no hashes: reads everything
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Observed{}, "Hash")); diff != "" {
 			t.Errorf("%s: observed (-uncached +cached):\n%s", step, diff)
+		}
+		for key, o := range got {
+			if h, _ := fsys.ContentHash(o.File); o.Hash != h || h == "" {
+				t.Errorf("%s: %s hash %q, want the file's %q", step, key, o.Hash, h)
+			}
 		}
 		if diff := cmp.Diff(wantProbs, gotProbs); diff != "" {
 			t.Errorf("%s: problems (-uncached +cached):\n%s", step, diff)
@@ -122,8 +128,8 @@ func TestObservedCacheAdd(t *testing.T) {
 	c.Add("secrets/web/a.yaml", hash, data)
 	c.Add("secrets/kustomization.yaml", "k", []byte("resources: []\n"))
 	got, probs := c.ReadDir(fsys, "secrets")
-	if len(fsys.reads) != 0 || len(probs) != 0 || got["web/a"] == nil {
-		t.Errorf("after Add: read %v, problems %v, web/a %v; want no read, no problem, web/a", fsys.reads, probs, got["web/a"])
+	if len(fsys.reads) != 0 || len(probs) != 0 || got["web/a"] == nil || got["web/a"].Hash != hash {
+		t.Errorf("after Add: read %v, problems %v, web/a %+v; want no read, no problem, web/a with hash %s", fsys.reads, probs, got["web/a"], hash)
 	}
 	c.Add("secrets/web/a.yaml", "a stale hash", secretYAML("a", "1999-01-01T00:00:00Z"))
 	got, _ = c.ReadDir(fsys, "secrets")

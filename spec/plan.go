@@ -141,7 +141,10 @@ func sortedSet(in []string, norm func(string) string) []string {
 // Observed is what a Secret file's clear-text metadata says about the
 // certificate it holds.
 type Observed struct {
-	File        string
+	File string
+	// Hash names the file's content (its Git blob id) when the file system
+	// is a ContentHasher, else "". ReadObserved leaves it empty.
+	Hash        string
 	Name        string // the Secret's metadata.name
 	Namespace   string
 	Annotations map[string]string

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 
@@ -101,18 +102,6 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 	}
 	pass := kube.Pass{Desired: map[string][]kube.Desired{}, Prune: true}
 	for _, d := range req.Desired {
-		data := d.Data
-		if extra, err := a.outputs(ctx, clusters[d.Target.Cluster], d); err != nil {
-			rep.Errors = append(rep.Errors, fmt.Errorf("%s in %s: %w", d.Cert, d.Target, err))
-		} else if len(extra) > 0 {
-			data = make(map[string][]byte, len(d.Data)+len(extra))
-			for k, v := range d.Data {
-				data[k] = v
-			}
-			for k, v := range extra {
-				data[k] = v
-			}
-		}
 		// reconciler/kube sets certops' own labels itself, from CertName
 		// (a label value: the certificate's name).
 		labels := make(map[string]string, len(d.Labels))
@@ -122,9 +111,51 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 			}
 		}
 		_, certName, _ := strings.Cut(d.Cert, "/")
-		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.Desired{
-			Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type), Data: data,
-			Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver})
+		kd := kube.Desired{Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type),
+			Data: d.Data, Load: d.Load, Source: d.Source,
+			Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver}
+		o, err := a.outputs(ctx, clusters[d.Target.Cluster], d)
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Errorf("%s in %s: %w", d.Cert, d.Target, err))
+		}
+		switch {
+		case o.PKCS12 != nil || o.JKS != nil:
+			// Keystore passwords come from the cluster and may change while
+			// the file does not: load now and compare in full.
+			if kd.Data == nil {
+				if kd.Data, err = d.Load(); err != nil {
+					rep.Errors = append(rep.Errors, fmt.Errorf("%s in %s: %w", d.Cert, d.Target, err))
+					continue
+				}
+			}
+			kd.Load, kd.Source = nil, ""
+			if kd.Data, err = withOutputs(kd.Data, o); err != nil {
+				rep.Errors = append(rep.Errors, fmt.Errorf("%s in %s: %w", d.Cert, d.Target, err))
+			}
+		case o.CombinedPEM || o.DER:
+			// Derived from the data alone: the same file gives the same
+			// keys, so the source stays, naming the outputs too (a spec
+			// that drops one must not look unchanged).
+			if kd.Source != "" {
+				kd.Source += outputsSuffix(o)
+			}
+			if kd.Data != nil {
+				if kd.Data, err = withOutputs(kd.Data, o); err != nil {
+					rep.Errors = append(rep.Errors, fmt.Errorf("%s in %s: %w", d.Cert, d.Target, err))
+					kd.Source = ""
+				}
+				break
+			}
+			load := d.Load
+			kd.Load = func() (map[string][]byte, error) {
+				data, err := load()
+				if err != nil {
+					return nil, err
+				}
+				return withOutputs(data, o)
+			}
+		}
+		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kd)
 	}
 	fr := fleet.Apply(ctx, pass)
 	for name, out := range fr.Clusters {
@@ -146,10 +177,10 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 	return rep
 }
 
-// outputs computes the extra keys a certificate asks for (keystores,
+// outputs says which extra keys a certificate asks for (keystores,
 // tls-combined.pem, key.der); keystore passwords are read from the target
-// namespace.
-func (a *kubeApplier) outputs(ctx context.Context, cluster *kube.Cluster, d reconciler.Desired) (map[string][]byte, error) {
+// namespace. On error it returns what it could read.
+func (a *kubeApplier) outputs(ctx context.Context, cluster *kube.Cluster, d reconciler.Desired) (kube.Outputs, error) {
 	s := d.Spec
 	var o kube.Outputs
 	for _, f := range s.AdditionalOutputFormats {
@@ -170,16 +201,42 @@ func (a *kubeApplier) outputs(ctx context.Context, cluster *kube.Cluster, d reco
 			}
 			pw, err := cluster.SecretValue(ctx, d.Target.Namespace, k.ks.PasswordSecretRef.Name, key)
 			if err != nil {
-				return nil, fmt.Errorf("keystore password: %w", err)
+				return kube.Outputs{}, fmt.Errorf("keystore password: %w", err)
 			}
 			*k.dst = &kube.KeystoreOutput{Password: pw, Alias: k.ks.Alias, Profile: k.ks.Profile}
 		}
 	}
+	return o, nil
+}
+
+// outputsSuffix names the derived keys o adds, appended to a Source.
+func outputsSuffix(o kube.Outputs) string {
+	var s string
+	if o.CombinedPEM {
+		s += "+" + kube.KeyCombinedPEM
+	}
+	if o.DER {
+		s += "+" + kube.KeyDER
+	}
+	return s
+}
+
+// withOutputs returns data with the extra keys o asks for added, in a new
+// map (data may be shared by several targets). On error it returns data
+// unchanged.
+func withOutputs(data map[string][]byte, o kube.Outputs) (map[string][]byte, error) {
 	if o == (kube.Outputs{}) {
-		return nil, nil
+		return data, nil
 	}
-	if len(d.Data["tls.crt"]) == 0 || len(d.Data["tls.key"]) == 0 {
-		return nil, errors.New("the Secret holds no keypair")
+	if len(data["tls.crt"]) == 0 || len(data["tls.key"]) == 0 {
+		return data, errors.New("the Secret holds no keypair")
 	}
-	return kube.OutputData(kube.Keypair{Chain: d.Data["tls.crt"], Key: d.Data["tls.key"], CA: d.Data["ca.crt"]}, o)
+	extra, err := kube.OutputData(kube.Keypair{Chain: data["tls.crt"], Key: data["tls.key"], CA: data["ca.crt"]}, o)
+	if err != nil {
+		return data, err
+	}
+	out := make(map[string][]byte, len(data)+len(extra))
+	maps.Copy(out, data)
+	maps.Copy(out, extra)
+	return out, nil
 }

@@ -86,7 +86,7 @@ func (a *applier) Apply(ctx context.Context, req reconciler.ApplyRequest) reconc
 		_, certName, _ := strings.Cut(d.Cert, "/")
 		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.Desired{
 			Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type), Data: d.Data,
-			Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver})
+			Load: d.Load, Source: d.Source, Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver})
 	}
 	fr := fleet.Apply(ctx, pass)
 	for name, out := range fr.Clusters {

@@ -25,7 +25,18 @@ type Desired struct {
 	Namespace, Name string
 	// Type defaults to kubernetes.io/tls.
 	Type corev1.SecretType
+	// Data is the Secret's data. When nil, Load returns it; Apply calls Load
+	// only for a Secret it cannot tell is unchanged from Source, on one of
+	// the cluster's Workers.
 	Data map[string][]byte
+	Load func() (map[string][]byte, error)
+	// Source names the data without holding it, e.g. the Git blob id of the
+	// encrypted file it is decrypted from: the same Source always means the
+	// same Data. It is recorded in the certops.dev/source-blob annotation;
+	// a live Secret that carries it, has the wanted type, labels and
+	// annotations, and whose content still matches its content hash is
+	// Unchanged without Load being called. "" compares the data in full.
+	Source string
 	// Labels and Annotations are the certificate's secretTemplate plus the
 	// annotations certops derives from it (see SecretAnnotations). certops'
 	// own labels and content hash are added by Apply.
@@ -187,8 +198,13 @@ func (c *Cluster) validate(d Desired) error {
 			problems = append(problems, "label "+k+" is certops' own")
 		}
 	}
-	if _, ok := d.Annotations[AnnotationContentHash]; ok {
-		problems = append(problems, "annotation "+AnnotationContentHash+" is certops' own")
+	for _, k := range []string{AnnotationContentHash, AnnotationSourceBlob} {
+		if _, ok := d.Annotations[k]; ok {
+			problems = append(problems, "annotation "+k+" is certops' own")
+		}
+	}
+	if d.Data == nil && d.Load == nil {
+		problems = append(problems, "no data and no loader")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("kube: cluster %s: secret %s: %s: %w", c.name, d.Key(), strings.Join(problems, ", "), ErrInvalid)
@@ -204,8 +220,7 @@ func selector() string {
 // Secret from certops' list, nil when no Secret of that name carries
 // certops' label.
 func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secret) (Result, bool) {
-	want := render(d)
-	res := Result{Key: d.Key(), Hash: want.hash}
+	res := Result{Key: d.Key()}
 	fail := func(op string, err error) (Result, bool) {
 		res.Outcome, res.Err = Failed, &ClusterError{Cluster: c.name, Op: op, Namespace: d.Namespace, Name: d.Name, Err: err}
 		return res, false
@@ -226,6 +241,7 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 			existing = s
 		}
 	}
+	meta := renderMeta(d)
 	outcome := Created
 	if existing != nil {
 		outcome = Updated
@@ -234,10 +250,23 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 			c.log.Warn("secret left alone", "namespace", d.Namespace, "secret", d.Name, "reason", conflict.Reason, "managers", conflict.Managers)
 			return res, false
 		}
-		if existing.Annotations[AnnotationContentHash] == want.hash && liveHash(existing, want) == want.hash {
-			res.Outcome = Unchanged
+		if d.Source != "" && sourceUnchanged(existing, meta) {
+			res.Outcome, res.Hash = Unchanged, existing.Annotations[AnnotationContentHash]
 			return res, false
 		}
+	}
+	if d.Data == nil {
+		data, err := d.Load()
+		if err != nil {
+			return fail("load secret data", err)
+		}
+		d.Data = data
+	}
+	want := render(meta, d)
+	res.Hash = want.hash
+	if existing != nil && existing.Annotations[AnnotationContentHash] == want.hash && liveHash(existing, want) == want.hash {
+		res.Outcome = Unchanged
+		return res, false
 	}
 	// Once the Secret is certops' (its label, and no other manager owns its
 	// data) or is being taken over, force: the remaining conflicts are
@@ -261,6 +290,28 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 	return res, true
 }
 
+// sourceUnchanged reports whether the live Secret holds the data of the
+// wanted Source without looking at that data: its source annotation names
+// the same source, its type, labels and annotations are the wanted ones,
+// and its content hash annotation still matches all it holds (so an edit
+// by hand of the data behind the annotations is seen and repaired). Data
+// keys certops no longer sets cannot linger: they were hashed when the
+// annotation was written, and the same source means the same keys.
+func sourceUnchanged(s *corev1.Secret, want rendered) bool {
+	if s.Annotations[AnnotationSourceBlob] != want.annotations[AnnotationSourceBlob] || s.Type != want.typ {
+		return false
+	}
+	for _, m := range []struct{ live, wanted map[string]string }{{s.Labels, want.labels}, {s.Annotations, want.annotations}} {
+		for k, v := range m.wanted {
+			if lv, ok := m.live[k]; !ok || lv != v {
+				return false
+			}
+		}
+	}
+	h := s.Annotations[AnnotationContentHash]
+	return h != "" && ContentHash(s.Type, s.Data, want.labels, want.annotations) == h
+}
+
 // rendered is what certops sets on a Secret.
 type rendered struct {
 	typ         corev1.SecretType
@@ -271,8 +322,10 @@ type rendered struct {
 	ac          *corev1ac.SecretApplyConfiguration
 }
 
-func render(d Desired) rendered {
-	r := rendered{typ: d.Type, data: d.Data}
+// renderMeta is what render sets besides the data: type, labels and
+// annotations.
+func renderMeta(d Desired) rendered {
+	r := rendered{typ: d.Type}
 	if r.typ == "" {
 		r.typ = corev1.SecretTypeTLS
 	}
@@ -286,6 +339,17 @@ func render(d Desired) rendered {
 	if r.annotations == nil {
 		r.annotations = map[string]string{}
 	}
+	if d.Source != "" {
+		r.annotations[AnnotationSourceBlob] = d.Source
+	}
+	return r
+}
+
+// render completes meta (from renderMeta(d)) with d's data, its content
+// hash and the apply configuration.
+func render(meta rendered, d Desired) rendered {
+	r := meta
+	r.data = d.Data
 	r.hash = ContentHash(r.typ, r.data, r.labels, r.annotations)
 	ann := maps.Clone(r.annotations)
 	ann[AnnotationContentHash] = r.hash

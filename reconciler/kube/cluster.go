@@ -17,13 +17,21 @@ import (
 // FieldManager is the server-side apply field manager certops writes as.
 const FieldManager = "certops"
 
-// Labels certops puts on every Secret it applies, and the annotation that
-// records the hash of what it set.
+// Labels certops puts on every Secret it applies, the annotation that
+// records the hash of what it set, and the one that names where its data
+// came from.
 const (
 	LabelManagedBy        = "app.kubernetes.io/managed-by"
 	LabelManagedByValue   = "certops"
 	LabelCertificate      = "certops.dev/certificate"
 	AnnotationContentHash = "certops.dev/content-hash"
+	// AnnotationSourceBlob is Desired.Source: the Git blob id of the
+	// encrypted file the Secret's data was decrypted from (with a suffix
+	// when derived keys are added). It is covered by the content hash, so
+	// a Secret whose annotation still names the current file and whose
+	// content still matches its hash needs no decryption to be known
+	// unchanged. Set only when Source is.
+	AnnotationSourceBlob = "certops.dev/source-blob"
 )
 
 // Defaults for client-side rate limits and apply concurrency. client-go's

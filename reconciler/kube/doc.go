@@ -8,7 +8,11 @@
 // certops.dev/certificate=<name>, and a certops.dev/content-hash annotation
 // over everything it sets. It lists certops' Secrets once per namespace and
 // writes only what differs, so a pass over an up-to-date cluster makes no
-// write request. A Secret of the same name that certops does not manage — no
+// write request. A Desired may carry its data lazily (Load) with a Source
+// naming it (the Git blob id of its encrypted file, recorded in the
+// certops.dev/source-blob annotation): a live Secret that names the same
+// Source and still matches its content hash is Unchanged without loading,
+// so an unchanged pass decrypts nothing. A Secret of the same name that certops does not manage — no
 // certops label, or its data owned by another field manager such as
 // cert-manager — is left alone and reported as a Conflict, unless the
 // Desired says TakeOver. Cluster.Prune deletes Secrets labelled as certops'

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,6 +272,54 @@ func TestE2E(t *testing.T) {
 		}
 		if n := a.WriteCount(t, "secrets") - before; n != 0 {
 			t.Errorf("pass after take over made %d writes; want 0", n)
+		}
+	})
+
+	t.Run("source", func(t *testing.T) {
+		// Data named by a source (the blob id of its encrypted file) is
+		// loaded once; a pass over the unchanged cluster loads nothing and
+		// writes nothing, and an edit by hand is still repaired.
+		a.namespaces(t, "src-web", "src-api")
+		ka, _ := newClusters(t, kube.ClusterConfig{Namespaces: []string{"src-web", "src-api"}})
+		var loads atomic.Int64
+		lazy := func(source string) []kube.Desired {
+			want := certSecrets("web", "src-web", "src-api")
+			for i := range want {
+				data := want[i].Data
+				want[i].Data, want[i].Source = nil, source
+				want[i].Load = func() (map[string][]byte, error) { loads.Add(1); return maps.Clone(data), nil }
+			}
+			return want
+		}
+		rep, err := ka.Apply(ctx, lazy("blob-1"))
+		if err != nil || rep.Count(kube.Created) != 2 || loads.Load() != 2 {
+			t.Fatalf("first pass: %+v, %v, %d loads; want 2 created, 2 loads", rep.Results, err, loads.Load())
+		}
+		s := a.secret(t, "src-web", "web-tls")
+		if s.Annotations[kube.AnnotationSourceBlob] != "blob-1" || !strings.HasPrefix(string(s.Data["tls.crt"]), "-----BEGIN") {
+			t.Errorf("applied Secret: annotations %v, tls.crt %q", s.Annotations, s.Data["tls.crt"])
+		}
+
+		loads.Store(0)
+		before := a.WriteCount(t, "secrets")
+		rep, err = ka.Apply(ctx, lazy("blob-1"))
+		if err != nil || rep.Count(kube.Unchanged) != 2 || rep.Writes != 0 {
+			t.Errorf("unchanged pass: %+v, %v, %d writes reported; want 2 unchanged, 0 writes", rep.Results, err, rep.Writes)
+		}
+		if n := a.WriteCount(t, "secrets") - before; n != 0 || loads.Load() != 0 {
+			t.Errorf("unchanged pass: %d write requests (counted by the apiserver), %d loads; want 0, 0", n, loads.Load())
+		}
+
+		s.Data["tls.crt"] = []byte("edited by hand")
+		if _, err := a.admin.CoreV1().Secrets("src-web").Update(ctx, s, metav1.UpdateOptions{FieldManager: "certops"}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = ka.Apply(ctx, lazy("blob-1"))
+		if err != nil || rep.Count(kube.Updated) != 1 || rep.Count(kube.Unchanged) != 1 || loads.Load() != 1 {
+			t.Errorf("after an edit by hand: %+v, %v, %d loads; want 1 updated, 1 unchanged, 1 load", rep.Results, err, loads.Load())
+		}
+		if s := a.secret(t, "src-web", "web-tls"); !strings.HasPrefix(string(s.Data["tls.crt"]), "-----BEGIN") {
+			t.Errorf("tls.crt %q after repair; want certops' data", s.Data["tls.crt"])
 		}
 	})
 
