@@ -194,7 +194,12 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	// KeepDescriptors keeps the packfiles open: without it go-git opens
 	// and closes a pack for every object read, which dominates reading a
 	// 10,000-file tree.
-	storage := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRUDefault(), filesystem.Options{KeepDescriptors: true})
+	//
+	// The object cache is small. go-git's default keeps 96 MiB of objects,
+	// and every object a push sends passes through it: after a large pass
+	// it held tens of MiB of encrypted blobs nobody reads again. Trees are
+	// cached decoded by treeFS, and a pass reads each blob once.
+	storage := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(objectCacheSize), filesystem.Options{KeepDescriptors: true})
 	repo, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(storage, nil) // no work tree: a bare clone
@@ -952,6 +957,9 @@ func (r *Repo) sleep(ctx context.Context, n int) error {
 		return nil
 	}
 }
+
+// objectCacheSize bounds go-git's object cache for a Repo.
+const objectCacheSize = 8 * cache.MiByte
 
 // noDeltas turns delta compression off for the packs this cache pushes
 // (pack.window 0 in its config). What certops pushes is almost all new

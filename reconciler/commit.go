@@ -113,8 +113,8 @@ func (p *pass) addIssued(b *batch, keys []string) {
 		b.files[enc.file] = enc.out
 		action := actionWord(it.reason)
 		b.counts[action]++
-		serial := fmt.Sprintf("%x", it.leaf.SerialNumber)
-		notAfter := it.leaf.NotAfter.UTC().Format(time.RFC3339)
+		serial := it.leaf.serial
+		notAfter := it.leaf.notAfter.UTC().Format(time.RFC3339)
 		b.lines = append(b.lines, fmt.Sprintf("- %s %s (%s): serial %s, not after %s, issuer %s",
 			action, key, it.reason, serial, notAfter, it.cert.Spec.IssuerRef.Name))
 		b.events = append(b.events, p.committedEvent(it))

@@ -257,13 +257,13 @@ func (p *pass) committedEvent(it *issued) Event {
 	case "reissue":
 		kind = EventReissued
 	}
-	serial := fmt.Sprintf("%x", it.leaf.SerialNumber)
+	serial := it.leaf.serial
 	return Event{Kind: kind, Certificate: c.Key(), Reason: it.reason, Serial: serial,
-		NotBefore: it.leaf.NotBefore.UTC(), NotAfter: it.leaf.NotAfter.UTC(), RenewAt: it.renewAt.UTC(),
+		NotBefore: it.leaf.notBefore.UTC(), NotAfter: it.leaf.notAfter.UTC(), RenewAt: it.renewAt.UTC(),
 		Issuer:  c.Spec.IssuerRef.Name,
 		Targets: eventTargets(c.ResolvedTargets(&p.repo.Config)),
 		Message: fmt.Sprintf("%s %s (%s): serial %s, not after %s, issuer %s", strings.ToLower(string(kind)), c.Key(), it.reason,
-			serial, it.leaf.NotAfter.UTC().Format(time.RFC3339), c.Spec.IssuerRef.Name),
+			serial, it.leaf.notAfter.UTC().Format(time.RFC3339), c.Spec.IssuerRef.Name),
 		Time: p.now.UTC()}
 }
 

@@ -48,7 +48,7 @@ type issued struct {
 	chainPEM []byte
 	keyPEM   []byte
 	caPEM    []byte
-	leaf     *x509.Certificate
+	leaf     *leafFacts
 	renewAt  time.Time
 	renewTok string // the spec's certops.dev/renew value honoured
 	blob     string // Git blob id of its encrypted file, once committed
@@ -64,28 +64,20 @@ func (i *issued) annotations(issuerType string) map[string]string {
 		spec.AnnotationSpecHash:    c.SpecHash(),
 		spec.AnnotationIssuer:      c.Spec.IssuerRef.Name,
 		spec.AnnotationIssuerType:  issuerType,
-		spec.AnnotationSerial:      fmt.Sprintf("%x", leaf.SerialNumber),
-		spec.AnnotationNotBefore:   leaf.NotBefore.UTC().Format(time.RFC3339),
-		spec.AnnotationNotAfter:    leaf.NotAfter.UTC().Format(time.RFC3339),
+		spec.AnnotationSerial:      leaf.serial,
+		spec.AnnotationNotBefore:   leaf.notBefore.UTC().Format(time.RFC3339),
+		spec.AnnotationNotAfter:    leaf.notAfter.UTC().Format(time.RFC3339),
 		spec.AnnotationRenewAt:     i.renewAt.UTC().Format(time.RFC3339),
 		spec.CMCertificateName:     c.Metadata.Name,
 		spec.CMIssuerName:          c.Spec.IssuerRef.Name,
 		spec.CMIssuerKind:          c.Spec.IssuerRef.Kind,
 		spec.CMIssuerGroup:         cmp(c.Spec.IssuerRef.Group, "cert-manager.io"),
-		spec.CMCommonName:          leaf.Subject.CommonName,
-		spec.CMAltNames:            strings.Join(leaf.DNSNames, ","),
-		spec.CMEmailSANs:           strings.Join(leaf.EmailAddresses, ","),
+		spec.CMCommonName:          leaf.commonName,
+		spec.CMAltNames:            strings.Join(leaf.dnsNames, ","),
+		spec.CMEmailSANs:           strings.Join(leaf.emails, ","),
+		spec.CMIPSANs:              strings.Join(leaf.ips, ","),
+		spec.CMURISANs:             strings.Join(leaf.uris, ","),
 	}
-	ips := make([]string, len(leaf.IPAddresses))
-	for k, ip := range leaf.IPAddresses {
-		ips[k] = ip.String()
-	}
-	a[spec.CMIPSANs] = strings.Join(ips, ",")
-	uris := make([]string, len(leaf.URIs))
-	for k, u := range leaf.URIs {
-		uris[k] = u.String()
-	}
-	a[spec.CMURISANs] = strings.Join(uris, ",")
 	if i.renewTok != "" {
 		a[spec.AnnotationRenew] = i.renewTok
 	}

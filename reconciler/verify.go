@@ -330,7 +330,7 @@ func (p *pass) adopt(ck *check) (*CertResult, spec.Decision) {
 	}
 	renewAt := spec.RenewalTime(c, leaf.NotBefore, leaf.NotAfter)
 	it := &issued{cert: c, reason: spec.ReasonAdopted, chainPEM: issuer.EncodeCertificatesPEM(chain),
-		keyPEM: keyPEM, caPEM: ck.sd.Data[keyCA], leaf: leaf, renewAt: renewAt}
+		keyPEM: keyPEM, caPEM: ck.sd.Data[keyCA], leaf: factsOf(leaf), renewAt: renewAt}
 	p.mu.Lock()
 	p.issued[c.Key()] = it
 	delete(p.r.state, c.Key())
