@@ -2,11 +2,9 @@ package reconciler
 
 import (
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"certops.dev/certops/gitsource"
 	"certops.dev/certops/reconciler/issuer"
 	"certops.dev/certops/spec"
 )
@@ -91,9 +90,26 @@ func saveVerified(dir string, files map[string]string) error {
 	return nil
 }
 
+// contentHash identifies a file's bytes by their Git blob id, which the
+// commit's tree already holds: whether a file was verified is then known
+// without reading it (fileHash). Marks from older versions (sha256:) match
+// nothing, so each file is verified once more after an upgrade.
 func contentHash(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return "git:" + gitsource.BlobID(b)
+}
+
+// fileHash is contentHash of file as the commit's tree records it, without
+// reading the file; false when the tree cannot say.
+func (p *pass) fileHash(file string) (string, bool) {
+	h, ok := p.fsys.(spec.ContentHasher)
+	if !ok {
+		return "", false
+	}
+	id, ok := h.ContentHash(file)
+	if !ok {
+		return "", false
+	}
+	return "git:" + id, true
 }
 
 // noteVerified records that file's encrypted bytes hold a consistent
@@ -122,6 +138,9 @@ func (p *pass) noteRekeyed(rekeyed map[string][]byte) {
 func (p *pass) saveVerified() {
 	for file := range p.r.verified {
 		if p.touched[file] {
+			continue
+		}
+		if _, ok := p.fileHash(file); ok {
 			continue
 		}
 		if _, err := fs.Stat(p.fsys, file); err != nil {
@@ -167,6 +186,9 @@ func (p *pass) verify(entries []spec.PlanEntry) []spec.PlanEntry {
 		file := c.SecretPath(cfg)
 		if o != nil {
 			file = o.File
+			if h, ok := p.fileHash(file); ok && r.verified[file] == h {
+				continue // verified before, and unchanged since
+			}
 		}
 		ct, err := fs.ReadFile(p.fsys, file)
 		if errors.Is(err, fs.ErrNotExist) {
