@@ -382,6 +382,13 @@ func (p *pass) readSecret(file string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dd, ok := p.r.o.Crypter.(DataDecrypter); ok {
+		data, err := dd.DecryptData(file, ct)
+		if err != nil {
+			return nil, issuer.Permanent(err)
+		}
+		return data, nil
+	}
 	plain, err := p.r.o.Crypter.Decrypt(file, ct)
 	if err != nil {
 		return nil, issuer.Permanent(err)

@@ -39,6 +39,13 @@ type Crypter interface {
 	Decrypt(file string, ciphertext []byte) ([]byte, error)
 }
 
+// DataDecrypter is the optional capability of a Crypter to return a Secret
+// file's data without writing out and parsing the plaintext manifest
+// (sops.Codec implements it). The apply step decrypts through it.
+type DataDecrypter interface {
+	DecryptData(file string, ciphertext []byte) (map[string][]byte, error)
+}
+
 // Rekeyer is the optional capability of a Crypter to re-encrypt files to
 // the recipients their rules name now (sops.Codec implements it). It
 // returns only the files that changed, all or nothing.

@@ -38,6 +38,11 @@ type countingCrypter struct {
 	decrypts atomic.Int64
 }
 
+func (c *countingCrypter) DecryptData(file string, ct []byte) (map[string][]byte, error) {
+	c.decrypts.Add(1)
+	return c.Codec.DecryptData(file, ct)
+}
+
 func (c *countingCrypter) Decrypt(file string, ct []byte) ([]byte, error) {
 	c.decrypts.Add(1)
 	return c.Codec.Decrypt(file, ct)

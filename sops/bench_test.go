@@ -39,6 +39,15 @@ func BenchmarkTLSSecret(b *testing.B) {
 				}
 			}
 		})
+		b.Run(fmt.Sprintf("decrypt-data/recipients=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(plain)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.DecryptData(file, enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("update-unchanged/recipients=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

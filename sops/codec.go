@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -538,32 +539,8 @@ func checkVersion(v string) error {
 // open decrypts and verifies; it returns the canonical plaintext and the
 // file's metadata.
 func (c *Codec) open(ciphertext []byte) ([]byte, gosops.Metadata, error) {
-	tree, err := load(ciphertext)
+	tree, err := c.openTree(ciphertext)
 	if err != nil {
-		return nil, gosops.Metadata{}, err
-	}
-	dataKey, err := c.dataKey(tree.Metadata)
-	if err != nil {
-		return nil, gosops.Metadata{}, err
-	}
-	cipher := aes.NewCipher()
-	mac, err := tree.Decrypt(dataKey, cipher)
-	if err != nil {
-		return nil, gosops.Metadata{}, &IntegrityError{Reason: "an encrypted value does not decrypt at its path (changed, moved or truncated)"}
-	}
-	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
-	if err != nil {
-		return nil, gosops.Metadata{}, &IntegrityError{Reason: "the MAC does not decrypt (mac or lastmodified changed)"}
-	}
-	if s, ok := stored.(string); !ok || s != mac {
-		return nil, gosops.Metadata{}, &IntegrityError{Reason: "MAC mismatch: a value was changed, added or removed"}
-	}
-	// Verified, but only a v1 Secret may come out: this path feeds what is
-	// applied to clusters, and a recipient could encrypt anything.
-	if len(tree.Branches) != 1 {
-		return nil, gosops.Metadata{}, fmt.Errorf("%w: want one YAML document, got %d", ErrMalformed, len(tree.Branches))
-	}
-	if err := checkSecret(tree.Branches[0]); err != nil {
 		return nil, gosops.Metadata{}, err
 	}
 	plain, err := newStore().EmitPlainFile(tree.Branches)
@@ -571,6 +548,95 @@ func (c *Codec) open(ciphertext []byte) ([]byte, gosops.Metadata, error) {
 		return nil, gosops.Metadata{}, fmt.Errorf("%w: emit plaintext", ErrMalformed)
 	}
 	return plain, tree.Metadata, nil
+}
+
+// DecryptData decrypts an encrypted Secret manifest, verifies its MAC, and
+// returns its data: the values of data base64-decoded, those of stringData
+// as they are (winning over data, as the apiserver merges them). It is
+// Decrypt without writing the plaintext manifest out and parsing it again,
+// which was most of the cost of decrypting a Secret for a cluster.
+func (c *Codec) DecryptData(file string, ciphertext []byte) (map[string][]byte, error) {
+	tree, err := c.openTree(ciphertext)
+	if err != nil {
+		return nil, &FileError{Op: "decrypt", Path: file, Err: err}
+	}
+	data, err := secretData(tree.Branches[0])
+	if err != nil {
+		return nil, &FileError{Op: "decrypt", Path: file, Err: err}
+	}
+	return data, nil
+}
+
+// secretData reads data and stringData of a decrypted Secret document.
+func secretData(doc gosops.TreeBranch) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, section := range []string{"data", "stringData"} {
+		for _, item := range doc {
+			if k, _ := item.Key.(string); k != section {
+				continue
+			}
+			values, ok := item.Value.(gosops.TreeBranch)
+			if !ok {
+				if item.Value == nil {
+					continue // "data:" with nothing under it
+				}
+				return nil, fmt.Errorf("%w: %s is not a mapping", ErrMalformed, section)
+			}
+			for _, v := range values {
+				key, ok := v.Key.(string)
+				if !ok {
+					continue // a comment
+				}
+				s, ok := v.Value.(string)
+				if !ok {
+					return nil, fmt.Errorf("%w: %s.%s is not a string", ErrMalformed, section, key)
+				}
+				if section == "stringData" {
+					out[key] = []byte(s)
+					continue
+				}
+				b, err := base64.StdEncoding.DecodeString(s)
+				if err != nil {
+					return nil, fmt.Errorf("%w: data.%s is not base64", ErrMalformed, key)
+				}
+				out[key] = b
+			}
+		}
+	}
+	return out, nil
+}
+
+// openTree decrypts and verifies a file holding one v1 Secret.
+func (c *Codec) openTree(ciphertext []byte) (gosops.Tree, error) {
+	tree, err := load(ciphertext)
+	if err != nil {
+		return gosops.Tree{}, err
+	}
+	dataKey, err := c.dataKey(tree.Metadata)
+	if err != nil {
+		return gosops.Tree{}, err
+	}
+	cipher := aes.NewCipher()
+	mac, err := tree.Decrypt(dataKey, cipher)
+	if err != nil {
+		return gosops.Tree{}, &IntegrityError{Reason: "an encrypted value does not decrypt at its path (changed, moved or truncated)"}
+	}
+	stored, err := cipher.Decrypt(tree.Metadata.MessageAuthenticationCode, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
+	if err != nil {
+		return gosops.Tree{}, &IntegrityError{Reason: "the MAC does not decrypt (mac or lastmodified changed)"}
+	}
+	if s, ok := stored.(string); !ok || s != mac {
+		return gosops.Tree{}, &IntegrityError{Reason: "MAC mismatch: a value was changed, added or removed"}
+	}
+	// Verified, but only a v1 Secret may come out: this path feeds what is
+	// applied to clusters, and a recipient could encrypt anything.
+	if len(tree.Branches) != 1 {
+		return gosops.Tree{}, fmt.Errorf("%w: want one YAML document, got %d", ErrMalformed, len(tree.Branches))
+	}
+	if err := checkSecret(tree.Branches[0]); err != nil {
+		return gosops.Tree{}, err
+	}
+	return tree, nil
 }
 
 // dataKey recovers the data key with the codec's age identities only, never
