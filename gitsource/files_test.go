@@ -49,7 +49,7 @@ func TestFilesConcurrentReads(t *testing.T) {
 					errs <- fmt.Errorf("%s: read %d bytes that differ from the committed ones", n, len(b))
 				}
 				if fi, err := fs.Stat(fsys, n); err != nil || fi.Size() != int64(len(seed[n])) {
-					errs <- fmt.Errorf("stat %s: %v, %v", n, fi, err)
+					errs <- fmt.Errorf("stat %s: %v: %w", n, fi, err)
 				}
 			}
 		})

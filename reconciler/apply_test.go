@@ -17,7 +17,6 @@ type sourceApplier struct {
 	mu      sync.Mutex
 	held    map[string]string // target -> Source
 	applied int
-	failed  []error
 }
 
 func (a *sourceApplier) Apply(_ context.Context, req reconciler.ApplyRequest) reconciler.ApplyReport {
