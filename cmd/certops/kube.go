@@ -9,10 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"strings"
 	"sync"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"certops.dev/certops/reconciler"
 	"certops.dev/certops/reconciler/kube"
@@ -102,18 +99,7 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 	}
 	pass := kube.Pass{Desired: map[string][]kube.Desired{}, Prune: true}
 	for _, d := range req.Desired {
-		// reconciler/kube sets certops' own labels itself, from CertName
-		// (a label value: the certificate's name).
-		labels := make(map[string]string, len(d.Labels))
-		for k, v := range d.Labels {
-			if k != spec.LabelManagedBy && k != spec.LabelCertificate {
-				labels[k] = v
-			}
-		}
-		_, certName, _ := strings.Cut(d.Cert, "/")
-		kd := kube.Desired{Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type),
-			Data: d.Data, Load: d.Load, Source: d.Source,
-			Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver}
+		kd := kube.SecretFor(d)
 		o, err := a.outputs(ctx, clusters[d.Target.Cluster], d)
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Errorf("%s in %s: %w", d.Cert, d.Target, err))
@@ -157,23 +143,7 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 		}
 		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kd)
 	}
-	fr := fleet.Apply(ctx, pass)
-	for name, out := range fr.Clusters {
-		before := len(rep.Errors)
-		for _, r := range []kube.Report{out.Apply, out.Prune} {
-			rep.Applied += r.Count(kube.Created) + r.Count(kube.Updated) + r.Count(kube.Deleted)
-			rep.Unchanged += r.Count(kube.Unchanged)
-			rep.Skipped += r.Count(kube.Skipped)
-			for _, res := range r.Results {
-				if res.Err != nil {
-					rep.Errors = append(rep.Errors, fmt.Errorf("cluster %s: %w", name, res.Err))
-				}
-			}
-		}
-		if out.Err != nil && len(rep.Errors) == before { // else it repeats the results' errors
-			rep.Errors = append(rep.Errors, out.Err)
-		}
-	}
+	fleet.Apply(ctx, pass).AddTo(&rep)
 	return rep
 }
 

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"certops.dev/certops/reconciler"
 	"certops.dev/certops/reconciler/kube"
@@ -77,33 +74,9 @@ func (a *applier) Apply(ctx context.Context, req reconciler.ApplyRequest) reconc
 	}
 	pass := kube.Pass{Desired: map[string][]kube.Desired{}, Prune: true}
 	for _, d := range req.Desired {
-		labels := make(map[string]string, len(d.Labels))
-		for k, v := range d.Labels {
-			if k != spec.LabelManagedBy && k != spec.LabelCertificate {
-				labels[k] = v
-			}
-		}
-		_, certName, _ := strings.Cut(d.Cert, "/")
-		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.Desired{
-			Namespace: d.Target.Namespace, Name: d.Target.SecretName, Type: corev1.SecretType(d.Type), Data: d.Data,
-			Load: d.Load, Source: d.Source, Labels: labels, Annotations: d.Annotations, CertName: certName, TakeOver: d.Target.TakeOver})
+		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.SecretFor(d))
 	}
-	fr := fleet.Apply(ctx, pass)
-	for name, out := range fr.Clusters {
-		for _, r := range []kube.Report{out.Apply, out.Prune} {
-			rep.Applied += r.Count(kube.Created) + r.Count(kube.Updated) + r.Count(kube.Deleted)
-			rep.Unchanged += r.Count(kube.Unchanged)
-			rep.Skipped += r.Count(kube.Skipped)
-			for _, res := range r.Results {
-				if res.Err != nil {
-					rep.Errors = append(rep.Errors, fmt.Errorf("cluster %s: %w", name, res.Err))
-				}
-			}
-		}
-		if out.Err != nil {
-			rep.Errors = append(rep.Errors, fmt.Errorf("cluster %s: %w", name, out.Err))
-		}
-	}
+	fleet.Apply(ctx, pass).AddTo(&rep)
 	return rep
 }
 
