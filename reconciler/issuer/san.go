@@ -236,7 +236,12 @@ func subjectAltNameExtension(exts []pkix.Extension) (pkix.Extension, bool) {
 // OtherNames returns the otherName SANs of a certificate (nil when it has
 // none or no subjectAltName extension).
 func OtherNames(c *x509.Certificate) ([]OtherName, error) {
-	e, ok := subjectAltNameExtension(c.Extensions)
+	return otherNamesIn(c.Extensions)
+}
+
+// otherNamesIn returns the otherName SANs of the subjectAltName among exts.
+func otherNamesIn(exts []pkix.Extension) ([]OtherName, error) {
+	e, ok := subjectAltNameExtension(exts)
 	if !ok {
 		return nil, nil
 	}
@@ -280,13 +285,5 @@ func emptyRawSubject(raw []byte) (bool, error) {
 
 // OtherNames returns the otherName SANs the request's CSR asks for.
 func (r *Request) OtherNames() ([]OtherName, error) {
-	e, ok := subjectAltNameExtension(r.CSR.Extensions)
-	if !ok {
-		return nil, nil
-	}
-	s, err := ParseSubjectAltName(e.Value)
-	if err != nil {
-		return nil, err
-	}
-	return s.OtherNames, nil
+	return otherNamesIn(r.CSR.Extensions)
 }
