@@ -23,15 +23,8 @@ import (
 // through a kubeconfig committed SOPS-encrypted in the repository: it is
 // decrypted in memory only, and the Secret lands in the cluster.
 func TestReconcileWithEncryptedKubeconfig(t *testing.T) {
-	k := kubepeer.StartKube(t)
-	client, err := kubernetes.NewForConfig(k.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, client := startKubeWithNamespace(t, "web")
 	ctx := context.Background()
-	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	tmp := t.TempDir()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -128,4 +121,19 @@ func writeTestFile(t *testing.T, p, s string) {
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startKubeWithNamespace starts a real kube-apiserver holding namespace ns
+// and returns it with a client.
+func startKubeWithNamespace(t *testing.T, ns string) (*kubepeer.Kube, kubernetes.Interface) {
+	t.Helper()
+	k := kubepeer.StartKube(t)
+	client, err := kubernetes.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return k, client
 }

@@ -17,10 +17,8 @@ import (
 	"filippo.io/age"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"certops.dev/certops/e2e/peer"
-	"certops.dev/certops/e2e/peer/kubepeer"
 	"certops.dev/certops/reconciler/notify"
 )
 
@@ -30,15 +28,8 @@ import (
 // reissue a Warning IssuanceFailed Event and a Failed payload. No payload
 // carries the key.
 func TestNotifyEventsAndWebhook(t *testing.T) {
-	k := kubepeer.StartKube(t)
-	client, err := kubernetes.NewForConfig(k.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, client := startKubeWithNamespace(t, "web")
 	ctx := context.Background()
-	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	secret := []byte("notify-test-secret")
 	var mu sync.Mutex
 	var bodies []string
