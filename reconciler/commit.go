@@ -201,7 +201,6 @@ func (p *pass) commitBatch(b *batch, i, n int) (string, bool, error) {
 	for i := range b.events {
 		b.events[i].Commit = hash
 	}
-	p.events = append(p.events, b.events...)
 	r.notify.hold(b.events) // sent once pushed, in this pass or a later one
 	return hash, true, nil
 }

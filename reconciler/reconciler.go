@@ -365,7 +365,6 @@ type pass struct {
 	backends   map[string]backendResult // by issuer name, this pass
 
 	touched map[string]bool // Secret files marked verified in this pass (verify.go)
-	events  []Event         // of the certificates in this pass' commit
 }
 
 func (p *pass) run() error {
