@@ -14,7 +14,9 @@ import (
 
 // The fs.FS of a commit is read from many goroutines at once (encryption
 // and decryption run on every core). The objects come from a packfile here,
-// as after any clone, where unguarded concurrent reads corrupt each other.
+// as after any clone, where unguarded concurrent reads corrupt each other,
+// and commits and pushes read the same packs meanwhile. Without the lock
+// that Commit and Push hold, reads fail about one run in three.
 func TestFilesConcurrentReads(t *testing.T) {
 	seed := map[string]string{}
 	for i := range 400 {
@@ -35,7 +37,25 @@ func TestFilesConcurrentReads(t *testing.T) {
 		names = append(names, n)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 8*len(names))
+	errs := make(chan error, 8*len(names)+40)
+	// Commits and pushes run alongside the reads, as a pass encrypts the
+	// next batch while it pushes the last: both read the same packs.
+	wg.Go(func() {
+		for i := range 20 {
+			files := map[string][]byte{}
+			for d := range 9 {
+				files[fmt.Sprintf("certs/d%d/new%02d.yaml", d, i)] = []byte(strings.Repeat("new content\n", 30+i))
+			}
+			if _, _, err := r.Commit(ctx, gitsource.Change{Files: files, Message: gitsource.Message{Subject: fmt.Sprintf("batch %d", i)}}); err != nil {
+				errs <- fmt.Errorf("commit %d: %w", i, err)
+				return
+			}
+			if err := r.Push(ctx); err != nil {
+				errs <- fmt.Errorf("push %d: %w", i, err)
+				return
+			}
+		}
+	})
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range names {

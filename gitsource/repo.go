@@ -93,7 +93,11 @@ type Repo struct {
 	branch   plumbing.ReferenceName // tracked branch on the remote
 	target   plumbing.ReferenceName // push destination on the remote
 	gitDir   string                 // the bare clone in the cache
-	reads    sync.Mutex             // object reads of the fs.FS values from Files (fs.go)
+	// reads guards go-git's object storage, which is not safe for
+	// concurrent use: the fs.FS values from Files hold it for each object
+	// read (fs.go), and Sync, Commit, Push and Pending for their whole
+	// work, so a tree stays safe to read while the Repo commits or pushes.
+	reads sync.Mutex
 
 	mu sync.Mutex
 }
@@ -499,8 +503,7 @@ func (r *Repo) verify(h plumbing.Hash) error {
 // returns ErrVerification and keeps the last verified commit, which Head
 // still returns.
 func (r *Repo) Sync(ctx context.Context) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockStorage()()
 	tip, err := r.fetch(ctx, r.branch, refSeen)
 	if err != nil {
 		return "", r.wrap("fetch", err)
@@ -593,13 +596,23 @@ func (r *Repo) pending() ([]*object.Commit, error) {
 // Pending reports how many local commits are not on the remote yet; Push
 // sends them.
 func (r *Repo) Pending() (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockStorage()()
 	p, err := r.pending()
 	if err != nil {
 		return 0, r.wrap("pending", err)
 	}
 	return len(p), nil
+}
+
+// lockStorage takes mu and then reads (always in that order), and returns
+// the function that releases both.
+func (r *Repo) lockStorage() func() {
+	r.mu.Lock()
+	r.reads.Lock()
+	return func() {
+		r.reads.Unlock()
+		r.mu.Unlock()
+	}
 }
 
 // Files returns the files of commit (its tree, not a work tree).
@@ -669,8 +682,7 @@ type Change struct {
 // work tree. A change that alters nothing returns changed == false and no
 // commit.
 func (r *Repo) Commit(ctx context.Context, change Change) (hash string, changed bool, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockStorage()()
 	if err := ctx.Err(); err != nil {
 		return "", false, r.wrap("commit", err)
 	}
@@ -834,8 +846,7 @@ func (r *Repo) changeOf(c *object.Commit) (map[string][]byte, []string, error) {
 // exponential backoff; then it fails with ErrNonFastForward. It never
 // force-pushes. Nothing to push is not an error.
 func (r *Repo) Push(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.lockStorage()()
 	for attempt := 1; ; attempt++ {
 		pending, err := r.pending()
 		if err != nil {

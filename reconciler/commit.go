@@ -35,10 +35,11 @@ type batch struct {
 // commitAndPush encrypts what was issued, removes the Secrets of deleted
 // specs, refreshes secrets/kustomization.yaml, and commits and pushes it.
 // Up to CommitBatch issued certificates go in one commit; a pass that issues
-// more makes one commit per batch, each encrypted, committed and pushed
-// before the next is encrypted, so memory is bounded by a batch and each
-// commit message stays readable. The issuer's own files go with the first
-// commit; re-keyed files, removals and the kustomization with the last.
+// more makes one commit per batch, so memory is bounded by a batch and each
+// commit message stays readable. Batch i+1 is encrypted while batch i is
+// committed and pushed, which are mostly one core's work. The issuer's own
+// files go with the first commit; re-keyed files, removals and the
+// kustomization with the last.
 //
 // A failed encryption leaves that certificate's file as it was. A failed
 // push keeps its commit for the next pass; the later batches are still
@@ -49,12 +50,24 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	keys := sortedKeys(p.issued)
 	size := r.o.CommitBatch
 	n := max(1, (len(keys)+size-1)/size)
+	batchKeys := func(i int) []string { return keys[i*size : min(len(keys), (i+1)*size)] }
 	written := map[string]bool{} // files the pass' commits write
+	next := p.encryptIssued(batchKeys(0))
+	defer func() {
+		if next != nil {
+			<-next // an early return still waits for the encryption it started
+		}
+	}()
 	var pushErr error
 	for i := range n {
 		first, last := i == 0, i == n-1
+		encs := <-next
+		next = nil
+		if !last {
+			next = p.encryptIssued(batchKeys(i + 1))
+		}
 		b := &batch{files: map[string][]byte{}, counts: map[string]int{}}
-		p.addIssued(b, keys[i*size:min(len(keys), (i+1)*size)])
+		p.addIssued(b, batchKeys(i), encs)
 		if first {
 			p.addIssuerFiles(b)
 		}
@@ -95,9 +108,10 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 	return pushErr
 }
 
-// addIssued encrypts the Secret files of the issued certificates keys.
-func (p *pass) addIssued(b *batch, keys []string) {
-	for i, enc := range p.encryptIssued(keys) {
+// addIssued adds the encrypted Secret files of the issued certificates keys
+// (encs, from encryptIssued) to b.
+func (p *pass) addIssued(b *batch, keys []string, encs []encrypted) {
+	for i, enc := range encs {
 		key := keys[i]
 		it := p.issued[key]
 		if enc.err != nil {
@@ -214,10 +228,13 @@ type encrypted struct {
 }
 
 // encryptIssued renders and encrypts the Secret file of each issued
-// certificate (keys, in order) on Workers goroutines: SOPS encryption is
-// most of a large pass' CPU, and the Crypter is safe for concurrent use.
-// The current files are read first, on this goroutine.
-func (p *pass) encryptIssued(keys []string) []encrypted {
+// certificate (keys, in order) on Workers goroutines, and sends the results
+// on the channel it returns once all are done: SOPS encryption is most of a
+// large pass' CPU, and the Crypter is safe for concurrent use. The current
+// files are read first, on the calling goroutine, so the caller may commit
+// and push while the workers run. The workers read the repository only
+// through p.config (the Crypter's .sops.yaml lookups), cached for the pass.
+func (p *pass) encryptIssued(keys []string) <-chan []encrypted {
 	cfg := &p.repo.Config
 	out := make([]encrypted, len(keys))
 	plains := make([][]byte, len(keys))
@@ -234,35 +251,39 @@ func (p *pass) encryptIssued(keys []string) []encrypted {
 		plains[i] = plain
 		olds[i], _ = fs.ReadFile(p.fsys, out[i].file)
 	}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(p.r.o.Workers, len(keys)) {
-		wg.Go(func() {
-			for i := range next {
-				e := &out[i]
-				var err error
-				e.out, e.changed, err = p.r.o.Crypter.Update(p.fsys, e.file, olds[i], plains[i])
-				if e.changed {
-					// Held until the commit: without the encoder's spare capacity.
-					e.out = bytes.Clone(e.out)
+	done := make(chan []encrypted, 1)
+	go func() {
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range min(p.r.o.Workers, len(keys)) {
+			wg.Go(func() {
+				for i := range next {
+					e := &out[i]
+					var err error
+					e.out, e.changed, err = p.r.o.Crypter.Update(p.config, e.file, olds[i], plains[i])
+					if e.changed {
+						// Held until the commit: without the encoder's spare capacity.
+						e.out = bytes.Clone(e.out)
+					}
+					if err != nil {
+						// Never overwrite a good file with something we could
+						// not encrypt; the certificate is retried with backoff.
+						e.err = fmt.Errorf("encrypting %s: %w", e.file, err)
+					}
+					plains[i], olds[i] = nil, nil
 				}
-				if err != nil {
-					// Never overwrite a good file with something we could
-					// not encrypt; the certificate is retried with backoff.
-					e.err = fmt.Errorf("encrypting %s: %w", e.file, err)
-				}
-				plains[i], olds[i] = nil, nil
-			}
-		})
-	}
-	for i := range keys {
-		if out[i].err == nil {
-			next <- i
+			})
 		}
-	}
-	close(next)
-	wg.Wait()
-	return out
+		for i := range keys {
+			if out[i].err == nil {
+				next <- i
+			}
+		}
+		close(next)
+		wg.Wait()
+		done <- out
+	}()
+	return done
 }
 
 // rekey re-encrypts every owned file not rewritten in this pass when the

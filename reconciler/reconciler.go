@@ -324,7 +324,7 @@ func (r *Reconciler) pass(ctx context.Context, force bool, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("reading commit %s: %w", short(commit), err)
 	}
-	p := &pass{r: r, ctx: ctx, now: now, fsys: fsys, rep: rep, commit: commit,
+	p := &pass{r: r, ctx: ctx, now: now, fsys: fsys, config: newReadCache(fsys), rep: rep, commit: commit,
 		issued: map[string]*issued{}, writes: map[string][]byte{}}
 	if err := p.run(); err != nil {
 		return err
@@ -352,6 +352,7 @@ type pass struct {
 	ctx    context.Context
 	now    time.Time
 	fsys   fs.FS
+	config *readCache // fsys, for the Crypter's configuration reads
 	commit string
 	rep    *Report
 	repo   *spec.Repository
