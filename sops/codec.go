@@ -60,6 +60,8 @@ type Codec struct {
 	ids   Identities
 	log   *slog.Logger
 	now   func() time.Time
+
+	configs configCache
 }
 
 // New returns a Codec for the pinned recipient set and identities.
@@ -301,7 +303,7 @@ func canonical(plain []byte) ([]byte, error) {
 	if len(branches) != 1 {
 		return nil, fmt.Errorf("%w: want one YAML document, got %d", ErrMalformed, len(branches))
 	}
-	return st.EmitPlainFile(branches)
+	return emitPlain(branches)
 }
 
 // allowedTopLevel are the fields of a v1 Secret. Anything else would stay
@@ -387,7 +389,6 @@ func (c *Codec) encryptTo(rule Rule, plain []byte) ([]byte, error) {
 
 // encryptBranches encrypts a parsed document; encryptTo has checked it.
 func (c *Codec) encryptBranches(rule Rule, branches gosops.TreeBranches) ([]byte, error) {
-	st := newStore()
 	dataKey := make([]byte, 32)
 	if _, err := rand.Read(dataKey); err != nil {
 		return nil, fmt.Errorf("generate data key: %w", err)
@@ -438,7 +439,7 @@ func (c *Codec) encryptBranches(rule Rule, branches gosops.TreeBranches) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("encrypt mac: %w", err)
 	}
-	out, err := st.EmitEncryptedFile(tree)
+	out, err := emitEncrypted(tree)
 	if err != nil {
 		return nil, fmt.Errorf("emit: %w", err)
 	}
@@ -543,7 +544,7 @@ func (c *Codec) open(ciphertext []byte) ([]byte, gosops.Metadata, error) {
 	if err != nil {
 		return nil, gosops.Metadata{}, err
 	}
-	plain, err := newStore().EmitPlainFile(tree.Branches)
+	plain, err := emitPlain(tree.Branches)
 	if err != nil {
 		return nil, gosops.Metadata{}, fmt.Errorf("%w: emit plaintext", ErrMalformed)
 	}

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -126,6 +128,13 @@ func (c *Codec) RuleFor(repo fs.FS, file string) (Rule, error) {
 	if err != nil {
 		return Rule{}, &FileError{Op: "recipients", Path: file, Err: err}
 	}
+	// The codec keeps its own copy: a caller may change this one.
+	for i, g := range r.Groups {
+		if i == 0 {
+			r.Groups = slices.Clone(r.Groups)
+		}
+		r.Groups[i] = slices.Clone(g)
+	}
 	return r, nil
 }
 
@@ -135,27 +144,84 @@ func (c *Codec) ruleFor(repo fs.FS, file string) (Rule, error) {
 	if err != nil {
 		return Rule{}, err
 	}
-	var cfg configFile
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		return Rule{}, fmt.Errorf("%w: %s: %w", ErrConfig, cfgPath, err)
+	cfg := c.configs.get(cfgPath, raw, c.parseConfig)
+	if cfg.err != nil {
+		return Rule{}, cfg.err
 	}
 	rel := file
 	if d := path.Dir(cfgPath); d != "." {
 		rel = strings.TrimPrefix(file, d+"/")
 	}
+	for _, r := range cfg.rules {
+		if r.pathRegex == nil || r.pathRegex.MatchString(rel) {
+			return r.rule, r.err
+		}
+	}
+	return Rule{}, fmt.Errorf("%w: %s has no creation rule for %s", ErrNoRule, cfgPath, rel)
+}
+
+// parsedConfig is one .sops.yaml, parsed, with each creation rule resolved
+// and checked against the trusted set.
+type parsedConfig struct {
+	rules []resolvedRule
+	err   error // the file does not parse, or a path_regex does not compile
+}
+
+type resolvedRule struct {
+	pathRegex *regexp.Regexp // nil: the rule matches every file
+	rule      Rule
+	err       error // the rule is refused (untrusted recipient, KMS, ...)
+}
+
+func (c *Codec) parseConfig(cfgPath string, raw []byte) *parsedConfig {
+	var cfg configFile
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		return &parsedConfig{err: fmt.Errorf("%w: %s: %w", ErrConfig, cfgPath, err)}
+	}
+	out := &parsedConfig{}
 	for i, cr := range cfg.CreationRules {
+		var r resolvedRule
 		if cr.PathRegex != "" {
 			re, err := regexp.Compile(cr.PathRegex)
 			if err != nil {
-				return Rule{}, fmt.Errorf("%w: %s creation_rules[%d].path_regex: %w", ErrConfig, cfgPath, i, err)
+				return &parsedConfig{err: fmt.Errorf("%w: %s creation_rules[%d].path_regex: %w", ErrConfig, cfgPath, i, err)}
 			}
-			if !re.MatchString(rel) {
-				continue
-			}
+			r.pathRegex = re
 		}
-		return c.resolveRule(cfgPath, i, cr)
+		r.rule, r.err = c.resolveRule(cfgPath, i, cr)
+		out.rules = append(out.rules, r)
 	}
-	return Rule{}, fmt.Errorf("%w: %s has no creation rule for %s", ErrNoRule, cfgPath, rel)
+	return out
+}
+
+// configCache holds parsed .sops.yaml files by path and content, so that
+// encrypting thousands of files parses each configuration once. A changed
+// file has new content and is parsed again; the cache is emptied when it
+// holds maxConfigs entries, which a repository reaches only if its
+// configuration keeps changing.
+type configCache struct {
+	mu      sync.Mutex
+	entries map[string]*parsedConfig // by path + "\x00" + content
+}
+
+const maxConfigs = 256
+
+func (cc *configCache) get(cfgPath string, raw []byte, parse func(string, []byte) *parsedConfig) *parsedConfig {
+	key := cfgPath + "\x00" + string(raw)
+	cc.mu.Lock()
+	p, ok := cc.entries[key]
+	cc.mu.Unlock()
+	if ok {
+		return p
+	}
+	p = parse(cfgPath, raw)
+	cc.mu.Lock()
+	if cc.entries == nil || len(cc.entries) >= maxConfigs {
+		cc.entries = map[string]*parsedConfig{}
+	}
+	cc.entries[key] = p
+	cc.mu.Unlock()
+	return p
 }
 
 func (c *Codec) resolveRule(cfgPath string, i int, cr creationRule) (Rule, error) {
