@@ -430,7 +430,7 @@ func (c *Codec) encryptBranches(rule Rule, branches gosops.TreeBranches) ([]byte
 	// What the sops CLI does in common.EncryptTree: encrypt the values,
 	// then the MAC with lastmodified as additional data.
 	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(dataKey, cipher)
+	mac, err := encryptValues(&tree, dataKey, cipher)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt values: %w", err)
 	}
@@ -618,7 +618,7 @@ func (c *Codec) openTree(ciphertext []byte) (gosops.Tree, error) {
 		return gosops.Tree{}, err
 	}
 	cipher := aes.NewCipher()
-	mac, err := tree.Decrypt(dataKey, cipher)
+	mac, err := decryptValues(&tree, dataKey, cipher)
 	if err != nil {
 		return gosops.Tree{}, &IntegrityError{Reason: "an encrypted value does not decrypt at its path (changed, moved or truncated)"}
 	}

@@ -32,7 +32,7 @@ func emitPlain(branches gosops.TreeBranches) ([]byte, error) {
 	for _, b := range branches {
 		doc := yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{branchNode(b)}}
 		if err := e.Encode(&doc); err != nil {
-			return nil, fmt.Errorf("Error marshaling to YAML: %w", err)
+			return nil, fmt.Errorf("marshal YAML: %w", err)
 		}
 	}
 	if err := e.Close(); err != nil {
@@ -45,7 +45,7 @@ func emitPlain(branches gosops.TreeBranches) ([]byte, error) {
 func emitEncrypted(tree gosops.Tree) ([]byte, error) {
 	branches, err := stores.SerializeMetadata(tree, stores.MetadataOpts{Flatten: stores.MetadataFlattenNone})
 	if err != nil {
-		return nil, fmt.Errorf("Error marshaling metadata: %w", err)
+		return nil, fmt.Errorf("marshal metadata: %w", err)
 	}
 	return emitPlain(branches)
 }
