@@ -30,6 +30,8 @@ type batch struct {
 	counts map[string]int
 	events []Event
 	keys   []string // the issued certificates it writes
+	// observed are the files the observed cache already holds.
+	observed map[string]bool
 }
 
 // commitAndPush encrypts what was issued, removes the Secrets of deleted
@@ -66,7 +68,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		if !last {
 			next = p.encryptIssued(batchKeys(i + 1))
 		}
-		b := &batch{files: map[string][]byte{}, counts: map[string]int{}}
+		b := &batch{files: map[string][]byte{}, counts: map[string]int{}, observed: map[string]bool{}}
 		p.addIssued(b, batchKeys(i), encs)
 		if first {
 			p.addIssuerFiles(b)
@@ -118,13 +120,14 @@ func (p *pass) addIssued(b *batch, keys []string, encs []encrypted) {
 			p.markFailed(key, enc.err)
 			continue
 		}
-		it.blob = gitsource.BlobID(enc.out)
-		p.noteVerified(enc.file, enc.out)
+		it.blob = enc.blob
+		p.noteVerifiedBlob(enc.file, enc.blob)
 		b.keys = append(b.keys, key)
 		if !enc.changed {
 			continue
 		}
 		b.files[enc.file] = enc.out
+		b.observed[enc.file] = true
 		action := actionWord(it.reason)
 		b.counts[action]++
 		serial := it.leaf.serial
@@ -209,7 +212,9 @@ func (p *pass) commitBatch(b *batch, i, n int) (string, bool, error) {
 	crashPoint("after-commit")
 	// The next pass reads these files' metadata from the cache.
 	for f, data := range b.files {
-		r.observedCache.Add(f, gitsource.BlobID(data), data)
+		if !b.observed[f] {
+			r.observedCache.Add(f, gitsource.BlobID(data), data)
+		}
 	}
 	r.log.Info("committed", "commit", short(hash), "files", len(b.files), "removed", len(b.remove))
 	for i := range b.events {
@@ -223,6 +228,7 @@ func (p *pass) commitBatch(b *batch, i, n int) (string, bool, error) {
 type encrypted struct {
 	file    string
 	out     []byte
+	blob    string // Git blob id of out
 	changed bool
 	err     error // rendering or encryption failed: the file stays as it was
 }
@@ -232,23 +238,18 @@ type encrypted struct {
 // on the channel it returns once all are done: SOPS encryption is most of a
 // large pass' CPU, and the Crypter is safe for concurrent use. The current
 // files are read first, on the calling goroutine, so the caller may commit
-// and push while the workers run. The workers read the repository only
-// through p.config (the Crypter's .sops.yaml lookups), cached for the pass.
+// and push while the workers run: they read the repository only through
+// p.config (the Crypter's .sops.yaml lookups), cached for the pass. The
+// workers also name each new file's blob and hand its clear-text metadata
+// to the observed cache, which the next pass plans from.
 func (p *pass) encryptIssued(keys []string) <-chan []encrypted {
 	cfg := &p.repo.Config
 	out := make([]encrypted, len(keys))
-	plains := make([][]byte, len(keys))
 	olds := make([][]byte, len(keys))
+	its := make([]*issued, len(keys)) // the caller may change p.issued meanwhile
 	for i, key := range keys {
-		it := p.issued[key]
-		out[i].file = it.cert.SecretPath(cfg)
-		iss := p.repo.Issuers[it.cert.Spec.IssuerRef.Name]
-		plain, err := it.manifest(iss.Spec.Type())
-		if err != nil {
-			out[i].err = fmt.Errorf("rendering Secret: %w", err)
-			continue
-		}
-		plains[i] = plain
+		its[i] = p.issued[key]
+		out[i].file = its[i].cert.SecretPath(cfg)
 		olds[i], _ = fs.ReadFile(p.fsys, out[i].file)
 	}
 	done := make(chan []encrypted, 1)
@@ -258,32 +259,43 @@ func (p *pass) encryptIssued(keys []string) <-chan []encrypted {
 		for range min(p.r.o.Workers, len(keys)) {
 			wg.Go(func() {
 				for i := range next {
-					e := &out[i]
-					var err error
-					e.out, e.changed, err = p.r.o.Crypter.Update(p.config, e.file, olds[i], plains[i])
-					if e.changed {
-						// Held until the commit: without the encoder's spare capacity.
-						e.out = bytes.Clone(e.out)
-					}
-					if err != nil {
-						// Never overwrite a good file with something we could
-						// not encrypt; the certificate is retried with backoff.
-						e.err = fmt.Errorf("encrypting %s: %w", e.file, err)
-					}
-					plains[i], olds[i] = nil, nil
+					out[i] = p.encryptOne(its[i], out[i].file, olds[i])
+					olds[i] = nil
 				}
 			})
 		}
 		for i := range keys {
-			if out[i].err == nil {
-				next <- i
-			}
+			next <- i
 		}
 		close(next)
 		wg.Wait()
 		done <- out
 	}()
 	return done
+}
+
+// encryptOne renders and encrypts the Secret file of it; old is the file's
+// current content (nil if none).
+func (p *pass) encryptOne(it *issued, file string, old []byte) encrypted {
+	e := encrypted{file: file}
+	iss := p.repo.Issuers[it.cert.Spec.IssuerRef.Name]
+	var err error
+	e.out, e.changed, err = encryptSecret(p.r.o.Crypter, p.config, file, old, it.secret(iss.Spec.Type()))
+	if err != nil {
+		// Never overwrite a good file with something we could not encrypt;
+		// the certificate is retried with backoff.
+		return encrypted{file: file, err: fmt.Errorf("encrypting %s: %w", file, err)}
+	}
+	if e.changed {
+		// Held until the commit: without the encoder's spare capacity.
+		e.out = bytes.Clone(e.out)
+	}
+	e.blob = gitsource.BlobID(e.out)
+	if e.changed {
+		// Keyed by blob id: harmless if the commit never happens.
+		p.r.observedCache.Add(file, e.blob, e.out)
+	}
+	return e
 }
 
 // rekey re-encrypts every owned file not rewritten in this pass when the

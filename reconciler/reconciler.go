@@ -20,6 +20,7 @@ import (
 
 	"certops.dev/certops/gitsource"
 	"certops.dev/certops/reconciler/issuer"
+	"certops.dev/certops/sops"
 	"certops.dev/certops/spec"
 )
 
@@ -44,6 +45,13 @@ type Crypter interface {
 // (sops.Codec implements it). The apply step decrypts through it.
 type DataDecrypter interface {
 	DecryptData(file string, ciphertext []byte) (map[string][]byte, error)
+}
+
+// SecretUpdater is the optional capability of a Crypter to encrypt a Secret
+// given as fields (Update of its manifest, without rendering YAML and
+// parsing it back; sops.Codec implements it).
+type SecretUpdater interface {
+	UpdateSecret(repo fs.FS, file string, old []byte, s *sops.Secret) (out []byte, changed bool, err error)
 }
 
 // Rekeyer is the optional capability of a Crypter to re-encrypt files to

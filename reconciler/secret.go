@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"certops.dev/certops/reconciler/issuer"
+	"certops.dev/certops/sops"
 	"certops.dev/certops/spec"
 )
 
@@ -24,7 +26,7 @@ const (
 	keyCA   = "ca.crt"
 )
 
-// secretManifest is the v1 Secret certops writes to Git before encryption.
+// secretManifest is a v1 Secret manifest as parseSecret reads it.
 type secretManifest struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
@@ -91,31 +93,40 @@ func cmp(s, def string) string {
 	return s
 }
 
-// manifest renders the plaintext Secret for Git. It holds the private key:
-// it only ever goes to the SOPS encrypter, never to disk or a log.
-func (i *issued) manifest(issuerType string) ([]byte, error) {
-	m := secretManifest{
-		APIVersion: "v1",
-		Kind:       "Secret",
-		Metadata: secretMeta{
-			Name:      i.cert.Spec.SecretName,
-			Namespace: i.cert.Namespace(),
-			Labels: map[string]string{
-				spec.LabelManagedBy:   spec.LabelManagedByValue,
-				spec.LabelCertificate: i.cert.Metadata.Name,
-			},
-			Annotations: i.annotations(issuerType),
+// secret is the plaintext Secret for Git. It holds the private key: it
+// only ever goes to the SOPS encrypter, never to disk or a log.
+func (i *issued) secret(issuerType string) *sops.Secret {
+	s := &sops.Secret{
+		Name:      i.cert.Spec.SecretName,
+		Namespace: i.cert.Namespace(),
+		Labels: map[string]string{
+			spec.LabelManagedBy:   spec.LabelManagedByValue,
+			spec.LabelCertificate: i.cert.Metadata.Name,
 		},
-		Type: "kubernetes.io/tls",
+		Annotations: i.annotations(issuerType),
+		Type:        "kubernetes.io/tls",
 		StringData: map[string]string{
 			keyCert: string(i.chainPEM),
 			keyKey:  string(i.keyPEM),
 		},
 	}
 	if len(i.caPEM) > 0 {
-		m.StringData[keyCA] = string(i.caPEM)
+		s.StringData[keyCA] = string(i.caPEM)
 	}
-	return yaml.Marshal(m)
+	return s
+}
+
+// encryptSecret encrypts s for file through the Crypter: as fields when it
+// can take them (SecretUpdater), else as a YAML manifest.
+func encryptSecret(c Crypter, repo fs.FS, file string, old []byte, s *sops.Secret) ([]byte, bool, error) {
+	if su, ok := c.(SecretUpdater); ok {
+		return su.UpdateSecret(repo, file, old, s)
+	}
+	plain, err := s.Manifest()
+	if err != nil {
+		return nil, false, fmt.Errorf("rendering Secret: %w", err)
+	}
+	return c.Update(repo, file, old, plain)
 }
 
 // secretData is a decrypted Secret manifest's metadata and data.

@@ -95,8 +95,11 @@ func saveVerified(dir string, files map[string]string) error {
 // without reading it (fileHash). Marks from older versions (sha256:) match
 // nothing, so each file is verified once more after an upgrade.
 func contentHash(b []byte) string {
-	return "git:" + gitsource.BlobID(b)
+	return blobMark(gitsource.BlobID(b))
 }
+
+// blobMark is the verified mark of the file whose Git blob id is blob.
+func blobMark(blob string) string { return "git:" + blob }
 
 // fileHash is contentHash of file as the commit's tree records it, without
 // reading the file; false when the tree cannot say.
@@ -109,14 +112,19 @@ func (p *pass) fileHash(file string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return "git:" + id, true
+	return blobMark(id), true
 }
 
 // noteVerified records that file's encrypted bytes hold a consistent
 // keypair: certops wrote them, or it checked them. Called only from the
 // pass' own goroutine.
 func (p *pass) noteVerified(file string, ciphertext []byte) {
-	p.r.verified[file] = contentHash(ciphertext)
+	p.noteVerifiedBlob(file, gitsource.BlobID(ciphertext))
+}
+
+// noteVerifiedBlob is noteVerified of a file whose blob id is known.
+func (p *pass) noteVerifiedBlob(file, blob string) {
+	p.r.verified[file] = blobMark(blob)
 	if p.touched == nil {
 		p.touched = map[string]bool{}
 	}

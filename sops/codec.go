@@ -120,30 +120,11 @@ func (c *Codec) Decrypt(file string, ciphertext []byte) ([]byte, error) {
 // fails verification is an error (errors.Is(err, ErrIntegrity)); the caller
 // decides whether to overwrite it with Encrypt.
 func (c *Codec) Update(repo fs.FS, file string, old, plain []byte) (out []byte, changed bool, err error) {
-	rule, err := c.ruleFor(repo, file)
+	branches, err := parseSecret(plain)
 	if err != nil {
 		return nil, false, &FileError{Op: "update", Path: file, Err: err}
 	}
-	if old != nil {
-		oldPlain, md, err := c.open(old)
-		if err != nil {
-			return nil, false, &FileError{Op: "update", Path: file, Err: err}
-		}
-		want, err := canonical(plain)
-		if err != nil {
-			return nil, false, &FileError{Op: "update", Path: file, Err: err}
-		}
-		if bytes.Equal(want, oldPlain) && sameRecipients(metadataGroups(md), md.ShamirThreshold, rule) &&
-			md.EncryptedRegex == SecretEncryptedRegex {
-			return old, false, nil
-		}
-	}
-	out, err = c.encryptTo(rule, plain)
-	if err != nil {
-		return nil, false, &FileError{Op: "update", Path: file, Err: err}
-	}
-	c.log.Debug("encrypted", "file", file, "config", rule.Config, "recipients", countRecipients(rule.Groups))
-	return out, true, nil
+	return c.update(repo, file, old, branches)
 }
 
 // NeedsRekey reports whether the encrypted file's recipients differ from
@@ -291,11 +272,9 @@ func countRecipients(groups [][]Recipient) int {
 	return n
 }
 
-// canonical returns plain as the sops YAML store emits it, the form Decrypt
-// returns, so documents can be compared.
-func canonical(plain []byte) ([]byte, error) {
-	st := newStore()
-	branches, err := st.LoadPlainFile(plain)
+// parsePlain parses a plaintext manifest of one YAML document.
+func parsePlain(plain []byte) (gosops.TreeBranches, error) {
+	branches, err := newStore().LoadPlainFile(plain)
 	if err != nil {
 		// The parser quotes input; the input holds private keys.
 		return nil, fmt.Errorf("%w: plaintext is not YAML", ErrMalformed)
@@ -303,7 +282,19 @@ func canonical(plain []byte) ([]byte, error) {
 	if len(branches) != 1 {
 		return nil, fmt.Errorf("%w: want one YAML document, got %d", ErrMalformed, len(branches))
 	}
-	return emitPlain(branches)
+	return branches, nil
+}
+
+// parseSecret is parsePlain of a v1 Secret (checkSecret).
+func parseSecret(plain []byte) (gosops.TreeBranches, error) {
+	branches, err := parsePlain(plain)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSecret(branches[0]); err != nil {
+		return nil, err
+	}
+	return branches, nil
 }
 
 // allowedTopLevel are the fields of a v1 Secret. Anything else would stay
@@ -373,15 +364,8 @@ func containsPrivateKey(v any) bool {
 }
 
 func (c *Codec) encryptTo(rule Rule, plain []byte) ([]byte, error) {
-	st := newStore()
-	branches, err := st.LoadPlainFile(plain)
+	branches, err := parseSecret(plain)
 	if err != nil {
-		return nil, fmt.Errorf("%w: plaintext is not YAML", ErrMalformed)
-	}
-	if len(branches) != 1 {
-		return nil, fmt.Errorf("%w: want one YAML document, got %d", ErrMalformed, len(branches))
-	}
-	if err := checkSecret(branches[0]); err != nil {
 		return nil, err
 	}
 	return c.encryptBranches(rule, branches)
