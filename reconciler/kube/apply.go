@@ -129,13 +129,14 @@ func (c *Cluster) Apply(ctx context.Context, desired []Desired) (Report, error) 
 	type job struct {
 		i        int
 		existing *corev1.Secret // from the list; nil when not listed
+		absent   bool           // not in the namespace at all when listed
 	}
 	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for range c.cfg.Workers {
 		wg.Go(func() {
 			for j := range jobs {
-				res, wrote := c.applyOne(ctx, desired[j.i], j.existing)
+				res, wrote := c.applyOne(ctx, desired[j.i], j.existing, j.absent)
 				rep.Results[j.i] = res
 				if wrote {
 					writes.Lock()
@@ -159,9 +160,11 @@ func (c *Cluster) Apply(ctx context.Context, desired []Desired) (Report, error) 
 		for k := range list.Items {
 			listed[list.Items[k].Name] = &list.Items[k]
 		}
+		present := c.presentIfMissing(ctx, ns, idx, desired, listed)
 		for _, i := range idx {
+			name := desired[i].Name
 			select {
-			case jobs <- job{i: i, existing: listed[desired[i].Name]}:
+			case jobs <- job{i: i, existing: listed[name], absent: present != nil && !present[name]}:
 			case <-ctx.Done():
 				rep.Results[i].Outcome, rep.Results[i].Err = Failed, ctx.Err()
 			}
@@ -219,7 +222,30 @@ func selector() string {
 // applyOne decides and, when needed, writes one Secret. existing is the
 // Secret from certops' list, nil when no Secret of that name carries
 // certops' label.
-func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secret) (Result, bool) {
+// presentIfMissing returns the names of every Secret in namespace ns
+// (certops' or not) when some wanted Secret is missing from listed, so that
+// applyOne need not look each missing one up (a cluster rebuilt from Git
+// has none of them). It lists metadata only, and returns nil when it cannot
+// (then applyOne looks each up, as before).
+func (c *Cluster) presentIfMissing(ctx context.Context, ns string, idx []int, desired []Desired, listed map[string]*corev1.Secret) map[string]bool {
+	if c.meta == nil || !slices.ContainsFunc(idx, func(i int) bool { return listed[desired[i].Name] == nil }) {
+		return nil
+	}
+	list, err := c.meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		c.log.Debug("listing secret names failed; looking each up", "namespace", ns, "error", err)
+		return nil
+	}
+	present := make(map[string]bool, len(list.Items))
+	for _, m := range list.Items {
+		present[m.Name] = true
+	}
+	return present
+}
+
+// applyOne applies d. existing is its Secret from the labelled list, if
+// there; absent says the namespace held no Secret of that name when listed.
+func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secret, absent bool) (Result, bool) {
 	res := Result{Key: d.Key()}
 	fail := func(op string, err error) (Result, bool) {
 		res.Outcome, res.Err = Failed, &ClusterError{Cluster: c.name, Op: op, Namespace: d.Namespace, Name: d.Name, Err: err}
@@ -230,7 +256,7 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 		return res, false
 	}
 	secrets := c.client.CoreV1().Secrets(d.Namespace)
-	if existing == nil {
+	if existing == nil && !absent {
 		// Not labelled as ours: it may still exist under another manager.
 		s, err := secrets.Get(ctx, d.Name, metav1.GetOptions{})
 		switch {

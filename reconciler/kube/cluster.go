@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -80,6 +81,7 @@ type Cluster struct {
 	name    string
 	cfg     ClusterConfig
 	client  kubernetes.Interface
+	meta    metadata.Interface // nil: no metadata-only lists (NewClusterForClient)
 	log     *slog.Logger
 	allowed map[string]bool // nil: any namespace
 }
@@ -110,7 +112,15 @@ func NewCluster(name string, cfg ClusterConfig) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube: cluster %s: client: %w", name, err)
 	}
-	return newCluster(name, cfg, cs), nil
+	// Metadata-only lists (names, labels, UIDs) for what needs no data:
+	// which Secrets exist, and what to prune.
+	mc, err := metadata.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kube: cluster %s: metadata client: %w", name, err)
+	}
+	c := newCluster(name, cfg, cs)
+	c.meta = mc
+	return c, nil
 }
 
 // NewClusterForClient wraps an existing clientset (for example a fake one in

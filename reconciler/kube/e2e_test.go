@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,37 @@ func TestE2E(t *testing.T) {
 		}
 		return ka, kb
 	}
+
+	t.Run("absent", func(t *testing.T) {
+		// A cluster rebuilt from Git has none of the Secrets: one list of
+		// names per namespace stands for a lookup of each.
+		a.namespaces(t, "absent-web", "absent-api")
+		rc := rest.CopyConfig(a.Config)
+		var gets atomic.Int32
+		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripper(func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/secrets/") {
+					gets.Add(1)
+				}
+				return rt.RoundTrip(r)
+			})
+		})
+		k, err := kube.NewCluster("a", kube.ClusterConfig{REST: rc, Logger: logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(certSecrets("web", "absent-web", "absent-api"), certSecrets("api", "absent-api")...)
+		rep, err := k.Apply(ctx, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Count(kube.Created) != len(want) {
+			t.Errorf("%+v; want %d created", rep.Results, len(want))
+		}
+		if n := gets.Load(); n != 0 {
+			t.Errorf("%d lookups of single Secrets; want 0", n)
+		}
+	})
 
 	t.Run("fan-out", func(t *testing.T) {
 		a.namespaces(t, "fan-web", "fan-api")
@@ -587,3 +619,7 @@ func BenchmarkApply1000(b *testing.B) {
 		}
 	})
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

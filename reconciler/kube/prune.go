@@ -27,19 +27,19 @@ func (c *Cluster) Prune(ctx context.Context, keep map[Key]bool) (Report, error) 
 	if !c.cfg.Prune {
 		return rep, nil
 	}
-	var candidates []corev1.Secret
+	var candidates []metav1.ObjectMeta
 	var errs []error
 	namespaces := []string{metav1.NamespaceAll}
 	if c.allowed != nil {
 		namespaces = slices.Sorted(maps.Keys(c.allowed))
 	}
 	for _, ns := range namespaces {
-		list, err := c.client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector()})
+		found, err := c.listOwned(ctx, ns)
 		if err != nil {
 			errs = append(errs, &ClusterError{Cluster: c.name, Op: "list secrets", Namespace: ns, Err: err})
 			continue
 		}
-		candidates = append(candidates, list.Items...)
+		candidates = append(candidates, found...)
 	}
 	for _, s := range candidates {
 		key := Key{s.Namespace, s.Name}
@@ -69,4 +69,30 @@ func (c *Cluster) Prune(ctx context.Context, keep map[Key]bool) (Report, error) 
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// listOwned lists the metadata of the Secrets in ns that carry certops'
+// label: metadata only, without the data a prune does not read, when the
+// cluster has a metadata client.
+func (c *Cluster) listOwned(ctx context.Context, ns string) ([]metav1.ObjectMeta, error) {
+	opts := metav1.ListOptions{LabelSelector: selector()}
+	var out []metav1.ObjectMeta
+	if c.meta != nil {
+		list, err := c.meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(ns).List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range list.Items {
+			out = append(out, m.ObjectMeta)
+		}
+		return out, nil
+	}
+	list, err := c.client.CoreV1().Secrets(ns).List(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range list.Items {
+		out = append(out, s.ObjectMeta)
+	}
+	return out, nil
 }
