@@ -23,6 +23,7 @@ type applier struct {
 	key     string
 	elapsed time.Duration // of the last Apply
 	cpu     float64       // CPU seconds of the process during the last Apply
+	peerCPU float64       // and of the peers (peerCPUSeconds)
 }
 
 var _ reconciler.Applier = (*applier)(nil)
@@ -61,8 +62,10 @@ func (a *applier) fleetFor(cfg *spec.Config) (*kube.Fleet, error) {
 func (a *applier) Apply(ctx context.Context, req reconciler.ApplyRequest) reconciler.ApplyReport {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	start, cpu0 := time.Now(), cpuSeconds()
-	defer func() { a.elapsed, a.cpu = time.Since(start), cpuSeconds()-cpu0 }()
+	start, cpu0, peer0 := time.Now(), cpuSeconds(), peerCPUSeconds()
+	defer func() {
+		a.elapsed, a.cpu, a.peerCPU = time.Since(start), cpuSeconds()-cpu0, peerCPUSeconds()-peer0
+	}()
 	var rep reconciler.ApplyReport
 	if len(req.Config.Spec.Clusters) == 0 {
 		return rep
@@ -80,9 +83,9 @@ func (a *applier) Apply(ctx context.Context, req reconciler.ApplyRequest) reconc
 	return rep
 }
 
-// last returns the wall and CPU seconds of the last Apply.
-func (a *applier) last() (wall, cpu float64) {
+// last returns the wall, CPU and peers' CPU seconds of the last Apply.
+func (a *applier) last() (wall, cpu, peerCPU float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.elapsed.Seconds(), a.cpu
+	return a.elapsed.Seconds(), a.cpu, a.peerCPU
 }

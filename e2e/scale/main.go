@@ -64,7 +64,10 @@ type row struct {
 	Phase      string  `json:"phase"`
 	Seconds    float64 `json:"seconds"`
 	CPUSeconds float64 `json:"cpuSeconds"`
-	PerSecond  float64 `json:"certificatesPerSecond,omitempty"`
+	// PeerCPUSeconds is the CPU the git server and the apiserver and etcd
+	// used meanwhile (peerCPUSeconds).
+	PeerCPUSeconds float64 `json:"peerCPUSeconds"`
+	PerSecond      float64 `json:"certificatesPerSecond,omitempty"`
 	// SecretWrites is set on the phases that apply to the cluster.
 	SecretWrites *int    `json:"secretWrites,omitempty"`
 	PeakRSSMiB   float64 `json:"peakRSSMiB"`
@@ -114,7 +117,7 @@ func main() {
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tPHASE\tWALL s\tCPU s\tCERTS/s\tWRITES\tPEAK RSS MiB\tvs FLOOR\t")
+	fmt.Fprintln(tw, "N\tPHASE\tWALL s\tCPU s\tPEERS CPU s\tCERTS/s\tWRITES\tPEAK RSS MiB\tvs FLOOR\t")
 	for _, r := range rows {
 		n, ratio := "-", "-"
 		if r.N > 0 {
@@ -131,7 +134,7 @@ func main() {
 		if r.SecretWrites != nil {
 			writes = strconv.Itoa(*r.SecretWrites)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%s\t%s\t%.0f\t%s\t\n", n, r.Phase, r.Seconds, r.CPUSeconds, per, writes, r.PeakRSSMiB, ratio)
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.0f\t%s\t\n", n, r.Phase, r.Seconds, r.CPUSeconds, r.PeerCPUSeconds, per, writes, r.PeakRSSMiB, ratio)
 	}
 	check(tw.Flush())
 	if *jsonOut != "" {
@@ -281,11 +284,11 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 			check(pprof.StartCPUProfile(prof))
 		}
 		writes0 := secretWrites()
-		cpu0 := cpuSeconds()
+		cpu0, peer0 := cpuSeconds(), peerCPUSeconds()
 		start := time.Now()
 		rep := rec.Pass(context.Background(), force)
 		secs := time.Since(start).Seconds()
-		cpu := cpuSeconds() - cpu0
+		cpu, peerCPU := cpuSeconds()-cpu0, peerCPUSeconds()-peer0
 		if prof != nil {
 			pprof.StopCPUProfile()
 			check(prof.Close())
@@ -305,7 +308,7 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 		if rep.Apply != nil && len(rep.Apply.Errors) > 0 {
 			h.Fatalf("%s at %d: %d Secrets not applied, e.g. %v", name, n, len(rep.Apply.Errors), rep.Apply.Errors[0])
 		}
-		r := row{N: n, Phase: name, Seconds: secs, CPUSeconds: cpu, PeakRSSMiB: peakRSS()}
+		r := row{N: n, Phase: name, Seconds: secs, CPUSeconds: cpu, PeerCPUSeconds: peerCPU, PeakRSSMiB: peakRSS()}
 		if certs > 0 {
 			r.PerSecond = float64(certs) / secs
 			r.VsFloor = floorAll / r.PerSecond
@@ -366,16 +369,16 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 	// The pass applies what was issued before: a ratio to the crypto floor
 	// would mean nothing here.
 	rows[len(rows)-1].VsFloor = 0
-	wall, cpu := apply.last()
-	rows = append(rows, row{N: n, Phase: "first apply: the apply step alone", Seconds: wall, CPUSeconds: cpu, PerSecond: float64(n) / wall,
+	wall, cpu, peerCPU := apply.last()
+	rows = append(rows, row{N: n, Phase: "first apply: the apply step alone", Seconds: wall, CPUSeconds: cpu, PeerCPUSeconds: peerCPU, PerSecond: float64(n) / wall,
 		SecretWrites: rows[len(rows)-1].SecretWrites, PeakRSSMiB: peakRSS()})
 
 	rep, writes := phase("unchanged apply (forced pass, nothing changed)", true, 0, nil)
 	if rep.Apply == nil || rep.Apply.Unchanged != n {
 		h.Fatalf("unchanged apply at %d: %+v, want %d unchanged", n, rep.Apply, n)
 	}
-	wall, cpu = apply.last()
-	rows = append(rows, row{N: n, Phase: "unchanged apply: the apply step alone", Seconds: wall, CPUSeconds: cpu, PerSecond: float64(n) / wall,
+	wall, cpu, peerCPU = apply.last()
+	rows = append(rows, row{N: n, Phase: "unchanged apply: the apply step alone", Seconds: wall, CPUSeconds: cpu, PeerCPUSeconds: peerCPU, PerSecond: float64(n) / wall,
 		SecretWrites: &writes, PeakRSSMiB: peakRSS()})
 	if writes != 0 {
 		log.Printf("► %d unchanged apply: %d Secret writes, want 0", n, writes)
