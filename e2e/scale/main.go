@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -80,7 +81,11 @@ func main() {
 	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
 	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file")
+	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
 	flag.Parse()
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(int64(*memLimit) << 20)
+	}
 	if *heapProfile != "" {
 		stop := make(chan struct{})
 		defer close(stop)
