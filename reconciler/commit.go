@@ -92,6 +92,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		if err != nil {
 			return errors.Join(pushErr, fmt.Errorf("committing: %w", err))
 		}
+		p.release(b.keys)
 		if !changed || pushErr != nil {
 			continue // a commit after a failed push waits for the next pass
 		}
@@ -108,6 +109,19 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 		p.forgetPushed(b.keys, first)
 	}
 	return pushErr
+}
+
+// release drops the key material of committed certificates that no cluster
+// receives: past the commit only the apply step reads it, and it skips
+// them. A pass over certificates consumed from Git alone (by Flux, say)
+// then holds one batch of keys at a time, not all of them.
+func (p *pass) release(keys []string) {
+	cfg := &p.repo.Config
+	for _, key := range keys {
+		if it := p.issued[key]; it != nil && len(it.cert.ResolvedTargets(cfg)) == 0 {
+			it.chainPEM, it.keyPEM, it.caPEM = nil, nil, nil
+		}
+	}
 }
 
 // addIssued adds the encrypted Secret files of the issued certificates keys
