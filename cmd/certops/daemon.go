@@ -42,6 +42,7 @@ type daemonFlags struct {
 	verifyKeys        string
 	allowedSigners    string
 	workers           int
+	commitBatch       int
 	allowExec         []string
 	interval          time.Duration
 	backoffMin        time.Duration
@@ -70,6 +71,7 @@ func (f *daemonFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.allowedSigners, "allowed-signers", "", "SSH allowed-signers file of keys trusted to sign the tracked branch")
 	fs.StringSliceVar(&f.allowExec, "allow-exec", nil, "a command exec issuers may run, as spec.exec.command[0] names it (repeatable); exec issuers naming any other are refused, since a commit alone must not run programs on this host")
 	fs.IntVar(&f.workers, "workers", 0, "issuances in flight (default 2×CPUs)")
+	fs.IntVar(&f.commitBatch, "commit-batch", reconciler.DefaultCommitBatch, "issued certificates per commit: a pass that issues more makes one commit and one push per batch, each named (i/n)")
 	fs.DurationVar(&f.interval, "interval", time.Minute, "how often to poll the repository (jittered)")
 	fs.DurationVar(&f.backoffMin, "backoff-min", reconciler.DefaultBackoffMin, "first retry delay after a failed issuance")
 	fs.DurationVar(&f.backoffMax, "backoff-max", reconciler.DefaultBackoffMax, "longest retry delay")
@@ -137,6 +139,9 @@ func (f *daemonFlags) resolve(fs *pflag.FlagSet, getenv func(string) string) err
 	}
 	if f.repo == "" {
 		errs = append(errs, errors.New("--repo (or CERTOPS_REPO) is required"))
+	}
+	if f.commitBatch < 1 {
+		errs = append(errs, fmt.Errorf("--commit-batch: want at least 1, got %d", f.commitBatch))
 	}
 	return errors.Join(errs...)
 }
@@ -241,7 +246,7 @@ func (f *daemonFlags) build(ctx context.Context, log *slog.Logger) (*reconciler.
 	}
 	rec, err := reconciler.New(reconciler.Options{
 		Source: repo, Crypter: codec, Issuers: issuerFactories(f.allowExec), Applier: applier,
-		StateDir: f.stateDir, Policy: policy, Workers: f.workers, HostConfig: "allow-exec=" + strings.Join(f.allowExec, "\x00"),
+		StateDir: f.stateDir, Policy: policy, Workers: f.workers, CommitBatch: f.commitBatch, HostConfig: "allow-exec=" + strings.Join(f.allowExec, "\x00"),
 		BackoffMin: f.backoffMin, BackoffMax: f.backoffMax, Logger: log, Journal: journal,
 		Notify: notifiers, OnNotified: countNotification,
 	})
