@@ -95,8 +95,8 @@ type Repo struct {
 	gitDir   string                 // the bare clone in the cache
 	// reads guards go-git's object storage, which is not safe for
 	// concurrent use: the fs.FS values from Files hold it for each object
-	// read (fs.go), and Sync, Commit, Push and Pending for their whole
-	// work, so a tree stays safe to read while the Repo commits or pushes.
+	// read (fs.go), and Commit and Push for their whole work, so a tree
+	// stays safe to read while the Repo commits or pushes.
 	reads sync.Mutex
 
 	mu sync.Mutex
@@ -503,7 +503,8 @@ func (r *Repo) verify(h plumbing.Hash) error {
 // returns ErrVerification and keeps the last verified commit, which Head
 // still returns.
 func (r *Repo) Sync(ctx context.Context) (string, error) {
-	defer r.lockStorage()()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	tip, err := r.fetch(ctx, r.branch, refSeen)
 	if err != nil {
 		return "", r.wrap("fetch", err)
@@ -596,7 +597,8 @@ func (r *Repo) pending() ([]*object.Commit, error) {
 // Pending reports how many local commits are not on the remote yet; Push
 // sends them.
 func (r *Repo) Pending() (int, error) {
-	defer r.lockStorage()()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	p, err := r.pending()
 	if err != nil {
 		return 0, r.wrap("pending", err)
