@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"certops.dev/certops/e2e/peer"
 	"certops.dev/certops/reconciler"
@@ -43,6 +46,9 @@ func TestRunServesStatusMetricsAndWebhook(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 
+	// The Git counters are process-wide, and an earlier test's daemon may
+	// have counted an error (an ls-remote cut short by its shutdown).
+	gitErrorsBefore := gitErrors(t)
 	f := daemonFlags{repo: "file://" + filepath.Join(tmp, "remote.git"), branch: "main", stateDir: filepath.Join(tmp, "state"),
 		ageIdentity: id, interval: time.Hour, logLevel: "error", logFormat: "text"}
 	log := slog.New(slog.DiscardHandler)
@@ -119,8 +125,8 @@ func TestRunServesStatusMetricsAndWebhook(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if rows := grepLines(metrics, `result="error"`); strings.Contains(rows, "certops_git_operations_total") {
-		t.Errorf("/metrics counts failed Git operations:\n%s", rows)
+	if after := gitErrors(t); !maps.Equal(gitErrorsBefore, after) {
+		t.Errorf("failed Git operations by this daemon: %v before it started, %v after its pass\n%s", gitErrorsBefore, after, grepLines(metrics, `result="error"`))
 	}
 	// The push webhook: a bad signature is refused; GitHub's HMAC and
 	// GitLab's token start a pass.
@@ -171,4 +177,31 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// gitErrors is the process-wide count of failed Git operations, by
+// operation.
+func gitErrors(t *testing.T) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(gitOperations); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["result"] == "error" {
+				out[labels["operation"]] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }
