@@ -37,8 +37,8 @@ type batch struct {
 // commitAndPush encrypts what was issued, removes the Secrets of deleted
 // specs, refreshes secrets/kustomization.yaml, and commits and pushes it.
 // Up to CommitBatch issued certificates go in one commit; a pass that issues
-// more makes one commit per batch, so memory is bounded by a batch and each
-// commit message stays readable. Batch i+1 is encrypted while batch i is
+// more makes one commit per batch, so memory is bounded by two batches (the
+// one committing and the next) and each commit message stays readable. Batch i+1 is encrypted while batch i is
 // committed and pushed, which are mostly one core's work. The issuer's own
 // files go with the first commit; re-keyed files, removals and the
 // kustomization with the last.
@@ -300,12 +300,10 @@ func (p *pass) encryptOne(it *issued, file string, old []byte) encrypted {
 		// the certificate is retried with backoff.
 		return encrypted{file: file, err: fmt.Errorf("encrypting %s: %w", file, err)}
 	}
+	e.blob = gitsource.BlobID(e.out)
 	if e.changed {
 		// Held until the commit: without the encoder's spare capacity.
 		e.out = bytes.Clone(e.out)
-	}
-	e.blob = gitsource.BlobID(e.out)
-	if e.changed {
 		// Keyed by blob id: harmless if the commit never happens.
 		p.r.observedCache.Add(file, e.blob, e.out)
 	}

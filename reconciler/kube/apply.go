@@ -231,7 +231,7 @@ func (c *Cluster) presentIfMissing(ctx context.Context, ns string, idx []int, de
 	if c.meta == nil || !slices.ContainsFunc(idx, func(i int) bool { return listed[desired[i].Name] == nil }) {
 		return nil
 	}
-	list, err := c.meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(ns).List(ctx, metav1.ListOptions{})
+	list, err := c.secretMetadata(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		c.log.Debug("listing secret names failed; looking each up", "namespace", ns, "error", err)
 		return nil

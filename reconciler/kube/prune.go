@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/metadata"
 )
 
 // Deleted is the outcome of a Secret removed by Prune.
@@ -78,7 +79,7 @@ func (c *Cluster) listOwned(ctx context.Context, ns string) ([]metav1.ObjectMeta
 	opts := metav1.ListOptions{LabelSelector: selector()}
 	var out []metav1.ObjectMeta
 	if c.meta != nil {
-		list, err := c.meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(ns).List(ctx, opts)
+		list, err := c.secretMetadata(ns).List(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -95,4 +96,10 @@ func (c *Cluster) listOwned(ctx context.Context, ns string) ([]metav1.ObjectMeta
 		out = append(out, s.ObjectMeta)
 	}
 	return out, nil
+}
+
+// secretMetadata lists and gets the metadata of Secrets in ns (c.meta must
+// be set).
+func (c *Cluster) secretMetadata(ns string) metadata.ResourceInterface {
+	return c.meta.Resource(corev1.SchemeGroupVersion.WithResource("secrets")).Namespace(ns)
 }
