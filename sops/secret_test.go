@@ -1,6 +1,8 @@
 package sops_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -31,13 +33,19 @@ func TestUpdateSecretIsUpdateOfItsManifest(t *testing.T) {
 	c := newCodec(t, []ageKey{k}, k)
 	repo := repoWith(map[string]string{".sops.yaml": ageRules(k)})
 	const file = "secrets/prod/web.yaml"
+	// Not a key: a PEM-shaped placeholder, kept in testdata/ so that no key
+	// material (real or not) sits in the sources.
+	placeholder, err := os.ReadFile("testdata/placeholder-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &sops.Secret{
 		Name: "web", Namespace: "prod", Type: "kubernetes.io/tls",
 		Labels: map[string]string{"b": "2", "a": "true", "app.kubernetes.io/managed-by": "certops"},
 		Annotations: map[string]string{
 			"z": "", "n": "123", "y": "yes", "t": "2026-12-06T05:00:00Z", "m": "a\nb\n", "c": "x: y", "q": `"quoted"`, "u": "ünï",
 		},
-		StringData: map[string]string{"tls.key": "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n", "tls.crt": "crt\n", "ca.crt": "ca"},
+		StringData: map[string]string{"tls.key": string(placeholder), "tls.crt": "crt\n", "ca.crt": "ca"},
 	}
 	var m manifest
 	m.APIVersion, m.Kind, m.Type, m.StringData = "v1", "Secret", s.Type, s.StringData
@@ -89,7 +97,7 @@ func TestUpdateSecretIsUpdateOfItsManifest(t *testing.T) {
 		t.Fatalf("changed annotation: changed %v, %v", changed, err)
 	}
 	// The key in clear text is refused, as Update refuses it.
-	s.Annotations["leak"] = "-----BEGIN EC PRIVATE KEY-----"
+	s.Annotations["leak"], _, _ = strings.Cut(string(placeholder), "\n")
 	if _, _, err := c.UpdateSecret(repo, file, nil, s); err == nil {
 		t.Fatal("a private key in an annotation was encrypted")
 	}
