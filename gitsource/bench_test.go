@@ -1,9 +1,11 @@
 package gitsource_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -130,6 +132,39 @@ func BenchmarkFilesReadAll10k(b *testing.B) {
 		})
 		if err != nil || count != benchFiles {
 			b.Fatalf("read %d files: %v", count, err)
+		}
+	}
+}
+
+// BenchmarkCommitPush500 is one batch of an issuing pass: a commit of 500
+// new files of about 3 KiB each (like SOPS-encrypted Secrets, which do not
+// compress) into a repository of 10,000, pushed over HTTP. History grows
+// by one commit per iteration, as it does in a pass.
+func BenchmarkCommitPush500(b *testing.B) {
+	g := benchRemote(b)
+	r := open(b, gitsource.Options{URL: g.URL("http", "repo.git"), Logger: slog.New(slog.DiscardHandler)})
+	if _, err := r.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	raw := make([]byte, 2300)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		files := make(map[string][]byte, 500)
+		for i := range 500 {
+			for k := range raw {
+				raw[k] = byte(rnd.Uint32())
+			}
+			files[fmt.Sprintf("secrets/d%02d/b%05d-%03d.yaml", i%100, n, i)] = []byte(base64.StdEncoding.EncodeToString(raw))
+		}
+		b.StartTimer()
+		if _, changed, err := r.Commit(ctx, gitsource.Change{Files: files, Message: gitsource.Message{Subject: "bench"}}); err != nil || !changed {
+			b.Fatal(changed, err)
+		}
+		if err := r.Push(ctx); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -100,6 +100,9 @@ type Repo struct {
 	reads sync.Mutex
 
 	mu sync.Mutex
+	// packs holds the packfile of each unpushed commit written since Open
+	// (pack.go); guarded by mu.
+	packs heldPacks
 }
 
 // Local references inside the cache.
@@ -769,9 +772,11 @@ func (r *Repo) commitOn(parent plumbing.Hash, files map[string][]byte, remove []
 		return plumbing.ZeroHash, err
 	}
 	b.stage(obj)
-	if err := b.flush(); err != nil {
+	pack, err := b.flush()
+	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("write objects: %w", err)
 	}
+	r.packs.hold(obj.Hash(), pack)
 	return obj.Hash(), nil
 }
 
@@ -862,15 +867,7 @@ func (r *Repo) Push(ctx context.Context) error {
 			return r.wrap("push", err)
 		}
 		start := time.Now()
-		err = r.remote.PushContext(ctx, &git.PushOptions{
-			RefSpecs:   []config.RefSpec{config.RefSpec(refLocal.String() + ":" + r.target.String())},
-			Auth:       r.ep.auth,
-			CABundle:   r.ep.caBundle,
-			ClientCert: r.ep.clientCert,
-			ClientKey:  r.ep.clientKey,
-			Options:    r.opts.PushOptions,
-			Force:      false,
-		})
+		objects, err := r.push(ctx, pending, head)
 		if errors.Is(err, git.NoErrAlreadyUpToDate) {
 			r.observe("push", start, nil)
 		} else {
@@ -880,7 +877,7 @@ func (r *Repo) Push(ctx context.Context) error {
 			if err := r.pushed(head); err != nil {
 				return r.wrap("push", err)
 			}
-			r.log.Info("pushed", "commit", head.String(), "ref", r.target.String(), "attempt", attempt)
+			r.log.Info("pushed", "commit", head.String(), "ref", r.target.String(), "attempt", attempt, "objects", objects)
 			return nil
 		}
 		if k := classify(err); errors.Is(k, ErrAuth) || errors.Is(k, ErrHostKey) || ctx.Err() != nil {
@@ -926,6 +923,36 @@ func (r *Repo) Push(ctx context.Context) error {
 			return r.wrap("push", err)
 		}
 	}
+}
+
+// push sends head, the last of pending, to the target, and says how it
+// found the objects to send. When the packs of every pending commit are
+// held and the remote's target is still at their base, it sends those
+// packs as they are ("held"); otherwise go-git walks the history to find
+// and pack what the remote lacks ("walked").
+func (r *Repo) push(ctx context.Context, pending []*object.Commit, head plumbing.Hash) (string, error) {
+	hashes := make([]plumbing.Hash, len(pending))
+	for i, c := range pending {
+		hashes[i] = c.Hash
+	}
+	if packs := r.packs.keepOnly(hashes); packs != nil {
+		pack, err := joinPacks(packs)
+		if err == nil {
+			err = r.sendPack(ctx, pending[0].ParentHashes[0], head, pack)
+		}
+		if !errors.Is(err, errRemoteNotAtBase) {
+			return "held", err
+		}
+	}
+	return "walked", r.remote.PushContext(ctx, &git.PushOptions{
+		RefSpecs:   []config.RefSpec{config.RefSpec(refLocal.String() + ":" + r.target.String())},
+		Auth:       r.ep.auth,
+		CABundle:   r.ep.caBundle,
+		ClientCert: r.ep.clientCert,
+		ClientKey:  r.ep.clientKey,
+		Options:    r.opts.PushOptions,
+		Force:      false,
+	})
 }
 
 // contains reports whether h is the base of pending or one of its commits.

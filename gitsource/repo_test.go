@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -574,4 +575,73 @@ func TestCommitManyFiles(t *testing.T) {
 	if got := g.Run(t, gitDirs[0], "rev-parse", "refs/heads/certops"); got != hash {
 		t.Errorf("cache head = %s, want %s", got, hash)
 	}
+}
+
+// TestPushSendsHeldPacks pushes several unpushed commits, small and large,
+// with the packs written when they were committed, and checks that the
+// remote's git accepts them as a whole; after a restart the packs are gone
+// and the push walks the history instead.
+func TestPushSendsHeldPacks(t *testing.T) {
+	g := startGit(t, peer.GitOptions{}, map[string]string{"keep": "k", "certs/old.enc": "old"})
+	cache := t.TempDir()
+	logs := &lockedBuffer{}
+	opts := gitsource.Options{
+		URL:      g.URL("http", "repo.git"),
+		CacheDir: cache,
+		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
+	}
+	r := open(t, opts)
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(r *gitsource.Repo, subject string, files map[string][]byte, remove ...string) string {
+		t.Helper()
+		h, changed, err := r.Commit(ctx, gitsource.Change{Files: files, Remove: remove, Message: gitsource.Message{Subject: subject}})
+		if err != nil || !changed {
+			t.Fatalf("Commit %s = %v, %v", subject, changed, err)
+		}
+		return h
+	}
+	big := map[string][]byte{}
+	for i := range 200 {
+		big[fmt.Sprintf("certs/d%d/f%03d.enc", i%5, i)] = []byte(fmt.Sprint("content ", i))
+	}
+	commit(r, "big", big)                                                                      // a pack in the cache
+	commit(r, "small", map[string][]byte{"certs/d1/f001.enc": []byte("new")}, "certs/old.enc") // loose objects
+	head := commit(r, "same blob again", map[string][]byte{"certs/copy.enc": []byte("content 7")})
+	if err := r.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "objects=held") {
+		t.Errorf("push did not send the held packs:\n%s", logs.String())
+	}
+	if got := g.Head(t, "repo.git", "main"); got != head {
+		t.Fatalf("remote main = %s, want %s", got, head)
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	clone := g.Clone(t, "repo.git", "main")
+	if got := g.Run(t, clone, "log", "--format=%s"); got != "same blob again\nsmall\nbig\nSeed files" {
+		t.Errorf("remote log = %q", got)
+	}
+	if n := g.Run(t, clone, "ls-files"); len(strings.Split(n, "\n")) != 202 {
+		t.Errorf("clone has %d files, want 202", len(strings.Split(n, "\n")))
+	}
+	for p, want := range map[string]string{"certs/d1/f001.enc": "new", "certs/copy.enc": "content 7", "certs/d0/f005.enc": "content 5"} {
+		if b, err := os.ReadFile(filepath.Join(clone, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+
+	// A restart loses the held packs: the push walks instead.
+	commit(r, "before restart", map[string][]byte{"certs/z.enc": []byte("z")})
+	logs = &lockedBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	r2 := open(t, opts)
+	if err := r2.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "objects=walked") {
+		t.Errorf("push after restart did not walk:\n%s", logs.String())
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
 }

@@ -1,7 +1,6 @@
 package gitsource
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"path"
@@ -10,10 +9,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // packThreshold is the number of new objects above which they are written
@@ -212,43 +209,37 @@ func (b *treeBuilder) emptyTree() (plumbing.Hash, error) {
 	return b.stage(o), nil
 }
 
-// flush writes the staged objects: one packfile when there are many and the
-// storage takes packs, loose objects otherwise.
-func (b *treeBuilder) flush() error {
+// flush writes the staged objects and returns them as one packfile (see
+// pack.go): the packfile goes into the store when it holds many objects
+// and the storage takes packs; otherwise the objects are written loose.
+func (b *treeBuilder) flush() ([]byte, error) {
 	if len(b.order) == 0 {
-		return nil
+		return nil, nil
 	}
 	defer func() { b.staged, b.order = map[plumbing.Hash]plumbing.EncodedObject{}, nil }()
-	if pw, ok := b.s.(storer.PackfileWriter); ok && len(b.order) > packThreshold {
-		mem := memory.NewStorage()
-		for _, h := range b.order {
-			if _, err := mem.SetEncodedObject(b.staged[h]); err != nil {
-				return err
-			}
-		}
+	objs := make([]plumbing.EncodedObject, len(b.order))
+	for i, h := range b.order {
+		objs[i] = b.staged[h]
+	}
+	pack, err := encodePack(objs)
+	if err != nil {
+		return nil, err
+	}
+	if pw, ok := b.s.(storer.PackfileWriter); ok && len(objs) > packThreshold {
 		w, err := pw.PackfileWriter()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		// The encoder writes each object header and body separately; the
-		// buffer turns tens of thousands of small writes into a few large.
-		bw := bufio.NewWriterSize(w, 1<<20)
-		// No delta search: the objects are mostly unrelated blobs, and the
-		// search costs far more than it saves here.
-		if _, err := packfile.NewEncoder(bw, mem, false).Encode(b.order, 0); err != nil {
+		if _, err := w.Write(pack); err != nil {
 			w.Close()
-			return err
+			return nil, err
 		}
-		if err := bw.Flush(); err != nil {
-			w.Close()
-			return err
-		}
-		return w.Close()
+		return pack, w.Close()
 	}
-	for _, h := range b.order {
-		if _, err := b.s.SetEncodedObject(b.staged[h]); err != nil {
-			return err
+	for _, o := range objs {
+		if _, err := b.s.SetEncodedObject(o); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return pack, nil
 }

@@ -1,0 +1,210 @@
+package gitsource
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"crypto/sha1" //nolint:gosec // the pack trailer is SHA-1 by the format's definition
+	"encoding/binary"
+	"errors"
+	"io"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+)
+
+// Packs of certops' own commits.
+//
+// A commit certops writes brings a known set of new objects: the blobs it
+// changes, the trees on their paths and the commit itself (treeBuilder).
+// They are encoded once, as a packfile without deltas, when the commit is
+// written; the same bytes go into the local object store and, at Push,
+// to the remote. go-git's own push would instead walk the remote tip's
+// whole history to find what the remote lacks (a cost that grows with
+// every commit), then read every object back and compress it again.
+//
+// Objects are compressed at zlib's BestSpeed: most of what certops commits
+// is SOPS ciphertext in base64, which the higher levels shrink by about
+// the same amount at several times the cost.
+
+const (
+	packHeaderLen  = 12 // "PACK", version, object count
+	packTrailerLen = 20 // SHA-1 of everything before it
+	// maxHeldPacks bounds the pack bytes held for unpushed commits (a
+	// remote that refuses pushes for long). Past it, commits are still
+	// written, and Push falls back to go-git's object walk for them.
+	maxHeldPacks = 64 << 20
+)
+
+// encodePack returns a version 2 packfile holding objs whole (no deltas).
+func encodePack(objs []plumbing.EncodedObject) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Write([]byte("PACK"))
+	_ = binary.Write(&buf, binary.BigEndian, uint32(2))
+	_ = binary.Write(&buf, binary.BigEndian, uint32(len(objs)))
+	zw, _ := zlib.NewWriterLevel(&buf, zlib.BestSpeed)
+	var hdr [binary.MaxVarintLen64]byte
+	for _, o := range objs {
+		buf.Write(hdr[:packEntryHeader(hdr[:], o.Type(), o.Size())])
+		rd, err := o.Reader()
+		if err != nil {
+			return nil, err
+		}
+		zw.Reset(&buf)
+		_, err = io.Copy(zw, rd)
+		rd.Close()
+		if err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+	}
+	sum := sha1.Sum(buf.Bytes()) //nolint:gosec // see the import
+	buf.Write(sum[:])
+	return buf.Bytes(), nil
+}
+
+// packEntryHeader writes the type and size header of one pack entry into
+// b and returns its length: type in bits 4–6 of the first byte, the size in
+// little-endian groups of 4 then 7 bits, the high bit marking continuation.
+func packEntryHeader(b []byte, t plumbing.ObjectType, size int64) int {
+	b[0] = byte(t)<<4 | byte(size&0x0f)
+	size >>= 4
+	n := 1
+	for size > 0 {
+		b[n-1] |= 0x80
+		b[n] = byte(size & 0x7f)
+		size >>= 7
+		n++
+	}
+	return n
+}
+
+// joinPacks returns one packfile with the entries of packs, which must be
+// whole-object packs (as encodePack writes): their entries do not refer
+// to each other's offsets, so they can be copied as they are.
+func joinPacks(packs [][]byte) ([]byte, error) {
+	if len(packs) == 1 {
+		return packs[0], nil
+	}
+	total, count := packHeaderLen+packTrailerLen, uint32(0)
+	for _, p := range packs {
+		if len(p) < packHeaderLen+packTrailerLen || string(p[:4]) != "PACK" {
+			return nil, errors.New("not a packfile")
+		}
+		count += binary.BigEndian.Uint32(p[8:12])
+		total += len(p) - packHeaderLen - packTrailerLen
+	}
+	out := make([]byte, 0, total)
+	out = append(out, "PACK"...)
+	out = binary.BigEndian.AppendUint32(out, 2)
+	out = binary.BigEndian.AppendUint32(out, count)
+	for _, p := range packs {
+		out = append(out, p[packHeaderLen:len(p)-packTrailerLen]...)
+	}
+	sum := sha1.Sum(out) //nolint:gosec // see the import
+	return append(out, sum[:]...), nil
+}
+
+// heldPacks are the packs of unpushed commits, by commit.
+type heldPacks struct {
+	byCommit map[plumbing.Hash][]byte
+	size     int
+}
+
+// hold records the pack of commit h, unless too much is held already.
+func (p *heldPacks) hold(h plumbing.Hash, pack []byte) {
+	if pack == nil || p.size+len(pack) > maxHeldPacks {
+		return
+	}
+	if p.byCommit == nil {
+		p.byCommit = map[plumbing.Hash][]byte{}
+	}
+	p.byCommit[h] = pack
+	p.size += len(pack)
+}
+
+// keepOnly drops the packs of every commit not in pending (pushed, or
+// replaced by a rebase) and returns the packs of pending in order, or nil
+// when one of them is not held.
+func (p *heldPacks) keepOnly(pending []plumbing.Hash) [][]byte {
+	keep := make(map[plumbing.Hash][]byte, len(pending))
+	var out [][]byte
+	complete := true
+	for _, h := range pending {
+		pk, ok := p.byCommit[h]
+		if !ok {
+			complete = false
+			continue
+		}
+		keep[h] = pk
+		out = append(out, pk)
+	}
+	p.byCommit, p.size = keep, 0
+	for _, pk := range keep {
+		p.size += len(pk)
+	}
+	if !complete || len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// errRemoteNotAtBase: the remote's branch is not the commit the pending
+// commits are built on, so their packs may not be all it lacks.
+var errRemoteNotAtBase = errors.New("remote branch is not at the local base")
+
+// sendPack pushes head to the target with pack as the objects the remote
+// lacks, after checking that the remote's target is still at base. It
+// makes the same requests as go-git's push: the advertisement, then one
+// receive-pack with the update command and the pack.
+func (r *Repo) sendPack(ctx context.Context, base, head plumbing.Hash, pack []byte) (err error) {
+	ep, err := transport.NewEndpoint(r.ep.url)
+	if err != nil {
+		return err
+	}
+	ep.CaBundle, ep.ClientCert, ep.ClientKey = r.ep.caBundle, r.ep.clientCert, r.ep.clientKey
+	c, err := client.NewClient(ep)
+	if err != nil {
+		return err
+	}
+	s, err := c.NewReceivePackSession(ep, r.ep.auth)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	ar, err := s.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return err
+	}
+	// An empty repository advertises no references; the target is then
+	// absent, as is a branch certops is about to create.
+	if old := ar.References[r.target.String()]; old != base {
+		return errRemoteNotAtBase
+	}
+	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	if ar.Capabilities.Supports(capability.PushOptions) {
+		_ = req.Capabilities.Set(capability.PushOptions)
+		for k, v := range r.opts.PushOptions {
+			req.Options = append(req.Options, &packp.Option{Key: k, Value: v})
+		}
+	}
+	req.Commands = []*packp.Command{{Name: r.target, Old: base, New: head}}
+	req.Packfile = io.NopCloser(bytes.NewReader(pack))
+	rs, err := s.ReceivePack(ctx, req)
+	if err != nil {
+		return err
+	}
+	if rs != nil {
+		return rs.Error()
+	}
+	return nil
+}
