@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -248,11 +249,48 @@ func (t Template) NewRequest(name string, key crypto.Signer, d time.Duration, re
 	return r, nil
 }
 
+// usageExtensions caches the encoded extensions of requests without name
+// constraints, by usages and isCA: a fleet has a handful of distinct
+// combinations, and encoding one costs a throw-away key and certificate.
+var usageExtensions = struct {
+	sync.Mutex
+	m map[string][]pkix.Extension
+}{m: map[string][]pkix.Extension{}}
+
+// maxUsageExtensions bounds usageExtensions; past it, encodings are not
+// cached.
+const maxUsageExtensions = 256
+
 // extensions encodes key usage, extended key usage, basic constraints and
 // name constraints by letting crypto/x509 marshal a throw-away certificate
 // and copying its extensions: the encoders are unexported, and this keeps
-// the DER identical to what crypto/x509 writes into certificates.
+// the DER identical to what crypto/x509 writes into certificates. The
+// result is the caller's to append to; the extension values it holds are
+// shared and must not be modified.
 func (p *parsed) extensions(isCA bool) ([]pkix.Extension, error) {
+	if p.nc != nil {
+		return p.encodeExtensions(isCA)
+	}
+	key := fmt.Sprint(p.ku, p.ekus, isCA)
+	usageExtensions.Lock()
+	exts, ok := usageExtensions.m[key]
+	usageExtensions.Unlock()
+	if ok {
+		return slices.Clone(exts), nil
+	}
+	exts, err := p.encodeExtensions(isCA)
+	if err != nil {
+		return nil, err
+	}
+	usageExtensions.Lock()
+	if len(usageExtensions.m) < maxUsageExtensions {
+		usageExtensions.m[key] = exts
+	}
+	usageExtensions.Unlock()
+	return slices.Clone(exts), nil
+}
+
+func (p *parsed) encodeExtensions(isCA bool) ([]pkix.Extension, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		KeyUsage:              p.ku,

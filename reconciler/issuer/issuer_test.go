@@ -1,8 +1,11 @@
 package issuer_test
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	crand "crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -10,8 +13,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -426,4 +432,97 @@ func BenchmarkCSR(b *testing.B) {
 			}
 		})
 	}
+}
+
+// csrUsages decodes the key usage, extended key usages and basic
+// constraints a CSR requests, by letting crypto/x509 parse them out of a
+// certificate that carries the CSR's extensions.
+func csrUsages(t *testing.T, csr *x509.CertificateRequest, key crypto.Signer) (x509.KeyUsage, []x509.ExtKeyUsage, bool) {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), ExtraExtensions: csr.Extensions}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.KeyUsage, c.ExtKeyUsage, c.IsCA
+}
+
+// TestCSRUsagesPerTemplate interleaves templates with different usages, so
+// that encoded extensions reused across requests would show up in the
+// wrong CSR.
+func TestCSRUsagesPerTemplate(t *testing.T) {
+	key, _, err := issuer.GenerateKey(issuer.KeySpec{Algorithm: issuer.ECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		usages []string
+		isCA   bool
+		ku     x509.KeyUsage
+		ekus   []x509.ExtKeyUsage
+	}{
+		{[]string{"digital signature", "server auth"}, false, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+		{[]string{"digital signature", "client auth"}, false, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		{[]string{"key encipherment", "client auth", "server auth"}, false, x509.KeyUsageKeyEncipherment,
+			[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}},
+		{[]string{"cert sign"}, true, x509.KeyUsageCertSign, nil},
+	}
+	for round := range 3 {
+		for i, c := range cases {
+			tmpl := issuer.Template{DNSNames: []string{fmt.Sprintf("c%d.example.test", i)}, Usages: c.usages, IsCA: c.isCA}
+			if round == 1 {
+				tmpl.OtherNames = []issuer.OtherName{{OID: issuer.OIDUPN, Value: "u@example.test"}}
+			}
+			der, err := tmpl.CSR(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			csr, err := x509.ParseCertificateRequest(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ku, ekus, isCA := csrUsages(t, csr, key)
+			if ku != c.ku || isCA != c.isCA || !slices.Equal(ekus, c.ekus) {
+				t.Errorf("round %d, %v: CSR asks for ku %b ekus %v isCA %v; want %b %v %v", round, c.usages, ku, ekus, isCA, c.ku, c.ekus, c.isCA)
+			}
+			// One subjectAltName, this template's: with the otherName
+			// only in round 1.
+			var sans []string
+			for _, e := range csr.Extensions {
+				if e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 17}) {
+					sans = append(sans, string(e.Value))
+				}
+			}
+			if len(sans) != 1 || !strings.Contains(sans[0], tmpl.DNSNames[0]) || strings.Contains(sans[0], "u@example.test") != (round == 1) {
+				t.Errorf("round %d, %v: subjectAltName extensions %q", round, c.usages, sans)
+			}
+		}
+	}
+
+	// Concurrent requests with the same usages, each with its own
+	// otherName, must not see each other's subjectAltName.
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				upn := fmt.Sprintf("u%d-%d@example.test", g, i)
+				tmpl := issuer.Template{DNSNames: []string{"c.example.test"}, Usages: cases[0].usages,
+					OtherNames: []issuer.OtherName{{OID: issuer.OIDUPN, Value: upn}}}
+				der, err := tmpl.CSR(key)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !bytes.Contains(der, []byte(upn)) {
+					t.Errorf("the CSR for %s lacks its otherName", upn)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
