@@ -7,9 +7,13 @@ import (
 	"crypto/sha1" //nolint:gosec // the pack trailer is SHA-1 by the format's definition
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 
+	"github.com/go-git/go-billy/v5"
+
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -39,15 +43,31 @@ const (
 	maxHeldPacks = 64 << 20
 )
 
+// packEntry locates one object in a pack, for the pack's index.
+type packEntry struct {
+	hash   plumbing.Hash
+	offset uint64
+	crc    uint32 // CRC-32 of the entry as stored: header and compressed data
+}
+
+// encodedPack is a packfile with what its index needs.
+type encodedPack struct {
+	data    []byte
+	entries []packEntry
+	sum     plumbing.Hash // the trailer, which also names the pack
+}
+
 // encodePack returns a version 2 packfile holding objs whole (no deltas).
-func encodePack(objs []plumbing.EncodedObject) ([]byte, error) {
+func encodePack(objs []plumbing.EncodedObject) (*encodedPack, error) {
 	var buf bytes.Buffer
 	buf.Write([]byte("PACK"))
 	_ = binary.Write(&buf, binary.BigEndian, uint32(2))
 	_ = binary.Write(&buf, binary.BigEndian, uint32(len(objs)))
 	zw, _ := zlib.NewWriterLevel(&buf, zlib.BestSpeed)
+	entries := make([]packEntry, len(objs))
 	var hdr [binary.MaxVarintLen64]byte
-	for _, o := range objs {
+	for i, o := range objs {
+		start := buf.Len()
 		buf.Write(hdr[:packEntryHeader(hdr[:], o.Type(), o.Size())])
 		rd, err := o.Reader()
 		if err != nil {
@@ -62,10 +82,76 @@ func encodePack(objs []plumbing.EncodedObject) ([]byte, error) {
 		if err := zw.Close(); err != nil {
 			return nil, err
 		}
+		entries[i] = packEntry{hash: o.Hash(), offset: uint64(start), crc: crc32.ChecksumIEEE(buf.Bytes()[start:])}
 	}
-	sum := sha1.Sum(buf.Bytes()) //nolint:gosec // see the import
-	buf.Write(sum[:])
-	return buf.Bytes(), nil
+	p := &encodedPack{entries: entries, sum: sha1.Sum(buf.Bytes())} //nolint:gosec // see the import
+	buf.Write(p.sum[:])
+	p.data = buf.Bytes()
+	return p, nil
+}
+
+// packStore is object storage that keeps packs as files under
+// objects/pack, as go-git's filesystem storage does.
+type packStore interface {
+	Filesystem() billy.Filesystem
+	Reindex()
+}
+
+// writePack stores p and its index in s: each written to a temporary file
+// and renamed into place, the index first. go-git finds packs by their
+// .pack file and the git CLI by their .idx, so neither sees a pack whose
+// other half is missing, even after a crash between the two renames.
+// go-git's own PackfileWriter would instead parse the pack again to build
+// the index: inflate and hash every object certops just deflated and hashed.
+func writePack(s packStore, p *encodedPack) error {
+	var w idxfile.Writer
+	_ = w.OnHeader(uint32(len(p.entries)))
+	for _, e := range p.entries {
+		w.Add(e.hash, e.offset, e.crc)
+	}
+	if err := w.OnFooter(p.sum); err != nil {
+		return err
+	}
+	idx, err := w.Index()
+	if err != nil {
+		return err
+	}
+	var ib bytes.Buffer
+	if _, err := idxfile.NewEncoder(&ib).Encode(idx); err != nil {
+		return err
+	}
+	fs := s.Filesystem()
+	dir := fs.Join("objects", "pack")
+	base := fs.Join(dir, "pack-"+p.sum.String())
+	for _, f := range []struct {
+		ext  string
+		data []byte
+	}{{".idx", ib.Bytes()}, {".pack", p.data}} {
+		if err := writeFileAtomic(fs, dir, base+f.ext, f.data); err != nil {
+			return err
+		}
+	}
+	s.Reindex()
+	return nil
+}
+
+// writeFileAtomic writes data to name through a temporary file in dir.
+func writeFileAtomic(fs billy.Filesystem, dir, name string, data []byte) error {
+	tmp, err := fs.TempFile(dir, "tmp_")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		_ = fs.Remove(tmp.Name())
+	}
+	return err
 }
 
 // packEntryHeader writes the type and size header of one pack entry into

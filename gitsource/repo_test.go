@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -572,6 +573,21 @@ func TestCommitManyFiles(t *testing.T) {
 		t.Fatalf("cache: %v %v", gitDirs, err)
 	}
 	g.Run(t, gitDirs[0], "fsck", "--strict", "--no-dangling")
+	// Every pack has its index, and no temporary file is left behind.
+	packFiles, _ := filepath.Glob(filepath.Join(gitDirs[0], "objects", "pack", "*"))
+	exts := map[string][]string{}
+	for _, f := range packFiles {
+		ext := filepath.Ext(f)
+		exts[strings.TrimSuffix(filepath.Base(f), ext)] = append(exts[strings.TrimSuffix(filepath.Base(f), ext)], ext)
+	}
+	for name, e := range exts {
+		if slices.Sort(e); !strings.HasPrefix(name, "pack-") || !slices.Equal(e, []string{".idx", ".pack"}) {
+			t.Errorf("objects/pack: %s has %v; want a .pack and its .idx", name, e)
+		}
+	}
+	if len(exts) == 0 {
+		t.Error("objects/pack holds no pack")
+	}
 	if got := g.Run(t, gitDirs[0], "rev-parse", "refs/heads/certops"); got != hash {
 		t.Errorf("cache head = %s, want %s", got, hash)
 	}

@@ -211,7 +211,8 @@ func (b *treeBuilder) emptyTree() (plumbing.Hash, error) {
 
 // flush writes the staged objects and returns them as one packfile (see
 // pack.go): the packfile goes into the store when it holds many objects
-// and the storage takes packs; otherwise the objects are written loose.
+// and the storage keeps pack files; otherwise the objects are written
+// loose.
 func (b *treeBuilder) flush() ([]byte, error) {
 	if len(b.order) == 0 {
 		return nil, nil
@@ -225,21 +226,13 @@ func (b *treeBuilder) flush() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pw, ok := b.s.(storer.PackfileWriter); ok && len(objs) > packThreshold {
-		w, err := pw.PackfileWriter()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(pack); err != nil {
-			w.Close()
-			return nil, err
-		}
-		return pack, w.Close()
+	if ps, ok := b.s.(packStore); ok && len(objs) > packThreshold {
+		return pack.data, writePack(ps, pack)
 	}
 	for _, o := range objs {
 		if _, err := b.s.SetEncodedObject(o); err != nil {
 			return nil, err
 		}
 	}
-	return pack, nil
+	return pack.data, nil
 }
