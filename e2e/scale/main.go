@@ -80,6 +80,7 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the table as JSON to this file")
 	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
 	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
+	flag.IntVar(&apiserverProfileSeconds, "apiserver-profile-seconds", 20, "with -cpuprofile-phase, also profile the kube-apiserver for the first this many seconds of those phases, into scale-<N>-apiserver.pprof")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
 	flag.Parse()
@@ -287,6 +288,7 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 			prof, err = os.Create(fmt.Sprintf("scale-%d.pprof", n))
 			check(err)
 			check(pprof.StartCPUProfile(prof))
+			go profileAPIServer(p.kube, fmt.Sprintf("scale-%d-apiserver.pprof", n))
 		}
 		writes0 := secretWrites()
 		cpu0, peer0 := cpuSeconds(), peerCPUSeconds()
@@ -391,7 +393,10 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 	return rows, writes == 0
 }
 
-var profilePhase string
+var (
+	profilePhase            string
+	apiserverProfileSeconds int
+)
 
 func gitRun(dir string, args ...string) {
 	cmd := exec.Command("git", args...)
