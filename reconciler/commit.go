@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -440,30 +441,35 @@ func (p *pass) apply() {
 			source = it.blob
 		} else if o := p.observed[c.Key()]; o != nil {
 			file := o.File
-			// Shared by the certificate's targets: decrypted at most once.
-			load = sync.OnceValues(func() (map[string][]byte, error) {
+			load = func() (map[string][]byte, error) {
 				d, err := p.readSecret(file)
 				if err != nil {
 					return nil, fmt.Errorf("reconciler: decrypting %s: %w", file, err)
 				}
 				return d, nil
-			})
+			}
+			if len(targets) > 1 {
+				// Shared by the certificate's targets: decrypted at most
+				// once. With one target, nothing would reuse the data, and
+				// holding it until the apply ends would keep every
+				// certificate's keypair in memory at once.
+				load = sync.OnceValues(load)
+			}
 			source, annotations = o.Hash, o.Annotations
 		} else {
 			continue // not issued yet
 		}
 		labels := map[string]string{spec.LabelManagedBy: spec.LabelManagedByValue, spec.LabelCertificate: c.Metadata.Name}
-		ann := map[string]string{}
+		// The applier copies Labels and Annotations before it adds to them,
+		// so without template annotations the observed ones are passed as
+		// they are rather than copied for each certificate.
+		ann := annotations
 		if tpl := c.Spec.SecretTemplate; tpl != nil {
-			for k, v := range tpl.Labels {
-				labels[k] = v
+			maps.Copy(labels, tpl.Labels)
+			if len(tpl.Annotations) > 0 {
+				ann = maps.Clone(tpl.Annotations)
+				maps.Copy(ann, annotations)
 			}
-			for k, v := range tpl.Annotations {
-				ann[k] = v
-			}
-		}
-		for k, v := range annotations {
-			ann[k] = v
 		}
 		for _, t := range targets {
 			desired = append(desired, Desired{Cert: c.Key(), Target: t, Type: "kubernetes.io/tls", Data: data, Load: load,

@@ -105,13 +105,17 @@ type Desired struct {
 	Type   string
 	// Data is set for a Secret issued in this pass. For the others it is
 	// nil and Load decrypts the certificate's file (once, however many
-	// targets share it); an applier calls it only when the cluster's
-	// Secret is not known to hold Source already.
+	// targets share it; each call, when there is one target, so the data
+	// is not held after its apply); an applier calls it only when the
+	// cluster's Secret is not known to hold Source already.
 	Data map[string][]byte
 	Load func() (map[string][]byte, error)
 	// Source is the Git blob id of the certificate's encrypted file: the
 	// same Source means the same Data.
-	Source      string
+	Source string
+	// Labels and Annotations may be shared with the reconciler's caches
+	// and with other Desired: an applier reads them and never modifies
+	// them.
 	Labels      map[string]string
 	Annotations map[string]string
 	Spec        *spec.CertificateSpec // keystores, output formats

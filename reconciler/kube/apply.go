@@ -39,7 +39,8 @@ type Desired struct {
 	Source string
 	// Labels and Annotations are the certificate's secretTemplate plus the
 	// annotations certops derives from it (see SecretAnnotations). certops'
-	// own labels and content hash are added by Apply.
+	// own labels and content hash are added by Apply, to copies: Apply
+	// never modifies these maps, which callers may share.
 	Labels, Annotations map[string]string
 	// CertName is the certificate's name, the value of certops.dev/certificate.
 	CertName string
