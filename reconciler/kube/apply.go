@@ -220,9 +220,6 @@ func selector() string {
 	return labels.Set{LabelManagedBy: LabelManagedByValue}.String()
 }
 
-// applyOne decides and, when needed, writes one Secret. existing is the
-// Secret from certops' list, nil when no Secret of that name carries
-// certops' label.
 // presentIfMissing returns the names of every Secret in namespace ns
 // (certops' or not) when some wanted Secret is missing from listed, so that
 // applyOne need not look each missing one up (a cluster rebuilt from Git
