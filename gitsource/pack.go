@@ -59,11 +59,8 @@ type encodedPack struct {
 
 // encodePack returns a version 2 packfile holding objs whole (no deltas).
 func encodePack(objs []plumbing.EncodedObject) (*encodedPack, error) {
-	var buf bytes.Buffer
-	buf.Write([]byte("PACK"))
-	_ = binary.Write(&buf, binary.BigEndian, uint32(2))
-	_ = binary.Write(&buf, binary.BigEndian, uint32(len(objs)))
-	zw, _ := zlib.NewWriterLevel(&buf, zlib.BestSpeed)
+	buf := bytes.NewBuffer(appendPackHeader(nil, uint32(len(objs))))
+	zw, _ := zlib.NewWriterLevel(buf, zlib.BestSpeed)
 	entries := make([]packEntry, len(objs))
 	var hdr [binary.MaxVarintLen64]byte
 	for i, o := range objs {
@@ -73,7 +70,7 @@ func encodePack(objs []plumbing.EncodedObject) (*encodedPack, error) {
 		if err != nil {
 			return nil, err
 		}
-		zw.Reset(&buf)
+		zw.Reset(buf)
 		_, err = io.Copy(zw, rd)
 		rd.Close()
 		if err != nil {
@@ -154,6 +151,14 @@ func writeFileAtomic(fs billy.Filesystem, dir, name string, data []byte) error {
 	return err
 }
 
+// appendPackHeader appends the header of a version 2 pack of count
+// objects to b.
+func appendPackHeader(b []byte, count uint32) []byte {
+	b = append(b, "PACK"...)
+	b = binary.BigEndian.AppendUint32(b, 2)
+	return binary.BigEndian.AppendUint32(b, count)
+}
+
 // packEntryHeader writes the type and size header of one pack entry into
 // b and returns its length: type in bits 4–6 of the first byte, the size in
 // little-endian groups of 4 then 7 bits, the high bit marking continuation.
@@ -185,10 +190,7 @@ func joinPacks(packs [][]byte) ([]byte, error) {
 		count += binary.BigEndian.Uint32(p[8:12])
 		total += len(p) - packHeaderLen - packTrailerLen
 	}
-	out := make([]byte, 0, total)
-	out = append(out, "PACK"...)
-	out = binary.BigEndian.AppendUint32(out, 2)
-	out = binary.BigEndian.AppendUint32(out, count)
+	out := appendPackHeader(make([]byte, 0, total), count)
 	for _, p := range packs {
 		out = append(out, p[packHeaderLen:len(p)-packTrailerLen]...)
 	}
