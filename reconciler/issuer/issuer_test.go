@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	crand "crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -453,15 +452,7 @@ func BenchmarkCSR(b *testing.B) {
 // certificate that carries the CSR's extensions.
 func csrUsages(t *testing.T, csr *x509.CertificateRequest, key crypto.Signer) (x509.KeyUsage, []x509.ExtKeyUsage, bool) {
 	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), ExtraExtensions: csr.Extensions}
-	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := selfSign(t, &x509.Certificate{SerialNumber: big.NewInt(1), ExtraExtensions: csr.Extensions}, key)
 	return c.KeyUsage, c.ExtKeyUsage, c.IsCA
 }
 

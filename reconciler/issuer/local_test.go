@@ -18,6 +18,12 @@ func signLocally(t *testing.T, req *issuer.Request, key crypto.Signer) *x509.Cer
 	if err != nil {
 		t.Fatal(err)
 	}
+	return selfSign(t, tmpl, key)
+}
+
+// selfSign signs tmpl with key, as its own issuer, and parses the result.
+func selfSign(t *testing.T, tmpl *x509.Certificate, key crypto.Signer) *x509.Certificate {
+	t.Helper()
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
