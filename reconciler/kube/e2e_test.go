@@ -171,6 +171,45 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("created then trimmed", func(t *testing.T) {
+		// A Secret certops created (a plain create: an Update entry) loses
+		// the label, annotation and data key the spec stops setting, as one
+		// it applied would.
+		a.namespaces(t, "trim")
+		k, _ := newClusters(t, kube.ClusterConfig{})
+		want := certSecrets("trim", "trim")
+		if rep, err := k.Apply(ctx, want); err != nil || rep.Count(kube.Created) != 1 {
+			t.Fatalf("%+v, %v; want created", rep.Results, err)
+		}
+		d := want[0]
+		d.Labels = nil
+		d.Annotations = map[string]string{"cert-manager.io/certificate-name": "trim"}
+		d.Data = maps.Clone(d.Data)
+		delete(d.Data, "ca.crt")
+		before := a.WriteCount(t, "secrets")
+		if rep, err := k.Apply(ctx, []kube.Desired{d}); err != nil || rep.Count(kube.Updated) != 1 || rep.Writes != 2 {
+			t.Fatalf("%+v, %v, %d writes; want updated with 2", rep.Results, err, rep.Writes)
+		}
+		if got := a.WriteCount(t, "secrets") - before; got != 2 {
+			t.Errorf("trim made %d write requests; want 2 (hand-over and apply)", got)
+		}
+		s := a.secret(t, "trim", "trim-tls")
+		if _, ok := s.Labels["team"]; ok {
+			t.Errorf("label team stayed: %v", s.Labels)
+		}
+		if _, ok := s.Annotations["certops.dev/serial"]; ok {
+			t.Errorf("annotation certops.dev/serial stayed: %v", s.Annotations)
+		}
+		if _, ok := s.Data["ca.crt"]; ok {
+			t.Errorf("data key ca.crt stayed: %v", slices.Sorted(maps.Keys(s.Data)))
+		}
+		for _, m := range s.ManagedFields {
+			if m.Manager != kube.FieldManager || m.Operation != metav1.ManagedFieldsOperationApply {
+				t.Errorf("managed fields entry %s/%s; want only certops/Apply", m.Manager, m.Operation)
+			}
+		}
+	})
+
 	t.Run("fan-out", func(t *testing.T) {
 		a.namespaces(t, "fan-web", "fan-api")
 		b.namespaces(t, "fan-web", "fan-api")
