@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unique"
 
 	yamlv3 "go.yaml.in/yaml/v3"
 )
@@ -191,7 +192,7 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		return nil, fmt.Errorf("spec: %s: expected kind Secret, got %q", file, m.Kind)
 	}
 	o := &Observed{File: file, Name: m.Metadata.Name, Namespace: m.Metadata.Namespace,
-		Annotations: m.Metadata.Annotations, Labels: m.Metadata.Labels}
+		Annotations: interned(m.Metadata.Annotations), Labels: interned(m.Metadata.Labels)}
 	var err error
 	parse := func(key string) time.Time {
 		v, ok := o.Annotations[key]
@@ -209,6 +210,32 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// sharedValues are the annotations and labels whose values repeat across
+// a repository's Secret files: a few issuers, one value of managed-by.
+var sharedValues = map[string]bool{
+	AnnotationIssuer: true, AnnotationIssuerType: true,
+	CMIssuerName: true, CMIssuerKind: true, "cert-manager.io/issuer-group": true,
+	LabelManagedBy: true,
+}
+
+// interned is m with its keys, the same few dozen in every Secret file, and
+// the values of sharedValues held once per process (package unique) rather
+// than once per file: an ObservedCache keeps the metadata of every Secret
+// file of the repository, and the keys were a third of it.
+func interned(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if sharedValues[k] {
+			v = unique.Make(v).Value()
+		}
+		out[unique.Make(k).Value()] = v
+	}
+	return out
 }
 
 // secretHead returns data up to its first top-level data, stringData or
