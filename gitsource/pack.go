@@ -7,6 +7,7 @@ import (
 	"crypto/sha1" //nolint:gosec // the pack trailer is SHA-1 by the format's definition
 	"encoding/binary"
 	"errors"
+	"hash"
 	"hash/crc32"
 	"io"
 
@@ -94,28 +95,29 @@ type packStore interface {
 	Reindex()
 }
 
-// writePack stores p and its index in s: each written to a temporary file
+// writePack stores p and its index in s, each written to a temporary file
 // and renamed into place, the index first. go-git finds packs by their
 // .pack file and the git CLI by their .idx, so neither sees a pack whose
 // other half is missing, even after a crash between the two renames.
 // go-git's own PackfileWriter would instead parse the pack again to build
 // the index: inflate and hash every object certops just deflated and hashed.
-func writePack(s packStore, p *encodedPack) error {
+// It returns the pack file's name in s's filesystem.
+func writePack(s packStore, p *encodedPack) (string, error) {
 	var w idxfile.Writer
 	_ = w.OnHeader(uint32(len(p.entries)))
 	for _, e := range p.entries {
 		w.Add(e.hash, e.offset, e.crc)
 	}
 	if err := w.OnFooter(p.sum); err != nil {
-		return err
+		return "", err
 	}
 	idx, err := w.Index()
 	if err != nil {
-		return err
+		return "", err
 	}
 	var ib bytes.Buffer
 	if _, err := idxfile.NewEncoder(&ib).Encode(idx); err != nil {
-		return err
+		return "", err
 	}
 	fs := s.Filesystem()
 	dir := fs.Join("objects", "pack")
@@ -125,11 +127,11 @@ func writePack(s packStore, p *encodedPack) error {
 		data []byte
 	}{{".idx", ib.Bytes()}, {".pack", p.data}} {
 		if err := writeFileAtomic(fs, dir, base+f.ext, f.data); err != nil {
-			return err
+			return "", err
 		}
 	}
 	s.Reindex()
-	return nil
+	return base + ".pack", nil
 }
 
 // writeFileAtomic writes data to name through a temporary file in dir.
@@ -175,53 +177,113 @@ func packEntryHeader(b []byte, t plumbing.ObjectType, size int64) int {
 	return n
 }
 
-// joinPacks returns one packfile with the entries of packs, which must be
-// whole-object packs (as encodePack writes): their entries do not refer
-// to each other's offsets, so they can be copied as they are.
-func joinPacks(packs [][]byte) ([]byte, error) {
-	if len(packs) == 1 {
-		return packs[0], nil
+// heldPack is the pack of one unpushed commit: its file under
+// objects/pack when the commit was written as a pack (then nothing is held
+// in memory), or its bytes when the objects were few and stored loose.
+type heldPack struct {
+	file string // in the object storage's filesystem; "" when data is set
+	data []byte
+	size int64
+}
+
+// open returns the pack's content; close releases what it opened.
+func (h heldPack) open(fs billy.Filesystem) (r io.ReaderAt, close func(), err error) {
+	if h.file == "" {
+		return bytes.NewReader(h.data), func() {}, nil
 	}
-	total, count := packHeaderLen+packTrailerLen, uint32(0)
-	for _, p := range packs {
-		if len(p) < packHeaderLen+packTrailerLen || string(p[:4]) != "PACK" {
-			return nil, errors.New("not a packfile")
+	f, err := fs.Open(h.file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { _ = f.Close() }, nil
+}
+
+// readPacks returns one packfile with the entries of packs, read from
+// where they are held as the receiver takes it, and a function that
+// releases them. The packs must be whole-object packs (as encodePack
+// writes): their entries do not refer to each other's offsets, so they can
+// be copied as they are; only the header's count and the trailer's SHA-1
+// are new.
+func readPacks(fs billy.Filesystem, packs []heldPack) (io.Reader, func(), error) {
+	var closers []func()
+	release := func() {
+		for _, c := range closers {
+			c()
 		}
-		count += binary.BigEndian.Uint32(p[8:12])
-		total += len(p) - packHeaderLen - packTrailerLen
 	}
-	out := appendPackHeader(make([]byte, 0, total), count)
+	var bodies []io.Reader
+	count := uint32(0)
 	for _, p := range packs {
-		out = append(out, p[packHeaderLen:len(p)-packTrailerLen]...)
+		ra, closeFn, err := p.open(fs)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		closers = append(closers, closeFn)
+		var hdr [packHeaderLen]byte
+		if p.size < packHeaderLen+packTrailerLen {
+			release()
+			return nil, nil, errors.New("not a packfile")
+		}
+		if _, err := ra.ReadAt(hdr[:], 0); err != nil || string(hdr[:4]) != "PACK" {
+			release()
+			return nil, nil, errors.New("not a packfile")
+		}
+		if len(packs) == 1 {
+			return io.NewSectionReader(ra, 0, p.size), release, nil
+		}
+		count += binary.BigEndian.Uint32(hdr[8:12])
+		bodies = append(bodies, io.NewSectionReader(ra, packHeaderLen, p.size-packHeaderLen-packTrailerLen))
 	}
-	sum := sha1.Sum(out) //nolint:gosec // see the import
-	return append(out, sum[:]...), nil
+	h := sha1.New() //nolint:gosec // see the import
+	body := io.TeeReader(io.MultiReader(append([]io.Reader{bytes.NewReader(appendPackHeader(nil, count))}, bodies...)...), h)
+	return io.MultiReader(body, &sumReader{h: h}), release, nil
+}
+
+// sumReader reads the sum of h, taken when it is first read from.
+type sumReader struct {
+	h    hash.Hash
+	sum  []byte
+	done bool
+}
+
+func (s *sumReader) Read(p []byte) (int, error) {
+	if !s.done {
+		s.sum, s.done = s.h.Sum(nil), true
+	}
+	if len(s.sum) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.sum)
+	s.sum = s.sum[n:]
+	return n, nil
 }
 
 // heldPacks are the packs of unpushed commits, by commit.
 type heldPacks struct {
-	byCommit map[plumbing.Hash][]byte
-	size     int
+	byCommit map[plumbing.Hash]heldPack
+	size     int // of the packs held in memory
 }
 
-// hold records the pack of commit h, unless too much is held already.
-func (p *heldPacks) hold(h plumbing.Hash, pack []byte) {
-	if pack == nil || p.size+len(pack) > maxHeldPacks {
+// hold records the pack of commit h, unless it is in memory and too much
+// is held there already.
+func (p *heldPacks) hold(h plumbing.Hash, pack heldPack) {
+	if pack.size == 0 || (pack.file == "" && p.size+len(pack.data) > maxHeldPacks) {
 		return
 	}
 	if p.byCommit == nil {
-		p.byCommit = map[plumbing.Hash][]byte{}
+		p.byCommit = map[plumbing.Hash]heldPack{}
 	}
 	p.byCommit[h] = pack
-	p.size += len(pack)
+	p.size += len(pack.data)
 }
 
 // keepOnly drops the packs of every commit not in pending (pushed, or
 // replaced by a rebase) and returns the packs of pending in order, or nil
 // when one of them is not held.
-func (p *heldPacks) keepOnly(pending []plumbing.Hash) [][]byte {
-	keep := make(map[plumbing.Hash][]byte, len(pending))
-	var out [][]byte
+func (p *heldPacks) keepOnly(pending []plumbing.Hash) []heldPack {
+	keep := make(map[plumbing.Hash]heldPack, len(pending))
+	var out []heldPack
 	complete := true
 	for _, h := range pending {
 		pk, ok := p.byCommit[h]
@@ -234,7 +296,7 @@ func (p *heldPacks) keepOnly(pending []plumbing.Hash) [][]byte {
 	}
 	p.byCommit, p.size = keep, 0
 	for _, pk := range keep {
-		p.size += len(pk)
+		p.size += len(pk.data)
 	}
 	if !complete || len(out) == 0 {
 		return nil
@@ -250,7 +312,7 @@ var errRemoteNotAtBase = errors.New("remote branch is not at the local base")
 // lacks, after checking that the remote's target is still at base. It
 // makes the same requests as go-git's push: the advertisement, then one
 // receive-pack with the update command and the pack.
-func (r *Repo) sendPack(ctx context.Context, base, head plumbing.Hash, pack []byte) (err error) {
+func (r *Repo) sendPack(ctx context.Context, base, head plumbing.Hash, pack io.Reader) (err error) {
 	ep, err := transport.NewEndpoint(r.ep.url)
 	if err != nil {
 		return err
@@ -286,7 +348,7 @@ func (r *Repo) sendPack(ctx context.Context, base, head plumbing.Hash, pack []by
 		}
 	}
 	req.Commands = []*packp.Command{{Name: r.target, Old: base, New: head}}
-	req.Packfile = io.NopCloser(bytes.NewReader(pack))
+	req.Packfile = io.NopCloser(pack)
 	rs, err := s.ReceivePack(ctx, req)
 	if err != nil {
 		return err

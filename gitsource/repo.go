@@ -936,9 +936,10 @@ func (r *Repo) push(ctx context.Context, pending []*object.Commit, head plumbing
 		hashes[i] = c.Hash
 	}
 	if packs := r.packs.keepOnly(hashes); packs != nil {
-		pack, err := joinPacks(packs)
+		pack, release, err := readPacks(r.storage.Filesystem(), packs)
 		if err == nil {
 			err = r.sendPack(ctx, pending[0].ParentHashes[0], head, pack)
+			release()
 		}
 		if !errors.Is(err, errRemoteNotAtBase) {
 			return "held", err

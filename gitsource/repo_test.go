@@ -648,6 +648,23 @@ func TestPushSendsHeldPacks(t *testing.T) {
 		}
 	}
 
+	// One large commit alone: its pack file is sent as it is.
+	big2 := map[string][]byte{}
+	for i := range 100 {
+		big2[fmt.Sprintf("certs/e/f%03d.enc", i)] = []byte(fmt.Sprint("more ", i))
+	}
+	head = commit(r, "big alone", big2)
+	if err := r.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "objects=held"); n != 2 {
+		t.Errorf("%d pushes sent held packs, want 2 (the last one its pack file alone):\n%s", n, logs.String())
+	}
+	if got := g.Head(t, "repo.git", "main"); got != head {
+		t.Fatalf("remote main = %s, want %s", got, head)
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+
 	// A restart loses the held packs: the push walks instead.
 	commit(r, "before restart", map[string][]byte{"certs/z.enc": []byte("z")})
 	logs = &lockedBuffer{}

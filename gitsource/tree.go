@@ -213,9 +213,9 @@ func (b *treeBuilder) emptyTree() (plumbing.Hash, error) {
 // pack.go): the packfile goes into the store when it holds many objects
 // and the storage keeps pack files; otherwise the objects are written
 // loose.
-func (b *treeBuilder) flush() ([]byte, error) {
+func (b *treeBuilder) flush() (heldPack, error) {
 	if len(b.order) == 0 {
-		return nil, nil
+		return heldPack{}, nil
 	}
 	defer func() { b.staged, b.order = map[plumbing.Hash]plumbing.EncodedObject{}, nil }()
 	objs := make([]plumbing.EncodedObject, len(b.order))
@@ -224,15 +224,19 @@ func (b *treeBuilder) flush() ([]byte, error) {
 	}
 	pack, err := encodePack(objs)
 	if err != nil {
-		return nil, err
+		return heldPack{}, err
 	}
+	held := heldPack{data: pack.data, size: int64(len(pack.data))}
 	if ps, ok := b.s.(packStore); ok && len(objs) > packThreshold {
-		return pack.data, writePack(ps, pack)
+		// Held as the file it is written to: at 10,000 certificates the
+		// pack of an initial issuance is tens of MiB.
+		file, err := writePack(ps, pack)
+		return heldPack{file: file, size: held.size}, err
 	}
 	for _, o := range objs {
 		if _, err := b.s.SetEncodedObject(o); err != nil {
-			return nil, err
+			return heldPack{}, err
 		}
 	}
-	return pack.data, nil
+	return held, nil
 }
