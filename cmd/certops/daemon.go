@@ -326,6 +326,7 @@ skipped; nothing that exists is deleted because of them.`,
 			if err != nil {
 				return err
 			}
+			setMemoryLimit(log, os.DirFS("/"), os.Getenv)
 			rec, repo, err := f.build(cmd.Context(), log)
 			if err != nil {
 				return err

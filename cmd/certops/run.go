@@ -61,6 +61,7 @@ It serves on --listen:
 			if err != nil {
 				return err
 			}
+			setMemoryLimit(log, os.DirFS("/"), os.Getenv)
 			var secret []byte
 			if webhookSecretFile != "" {
 				if secret, err = os.ReadFile(webhookSecretFile); err != nil {
