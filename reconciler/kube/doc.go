@@ -1,5 +1,5 @@
 // Package kube applies certops' Secrets to Kubernetes clusters with
-// client-go server-side apply, and prunes the ones certops no longer wants.
+// client-go (server-side apply, or a create for a new Secret), and prunes the ones certops no longer wants.
 //
 // A Cluster is one API server reached through the pod's service account, a
 // kubeconfig file and context, or kubeconfig bytes the caller decrypted in
@@ -12,7 +12,12 @@
 // naming it (the Git blob id of its encrypted file, recorded in the
 // certops.dev/source-blob annotation): a live Secret that names the same
 // Source and still matches its content hash is Unchanged without loading,
-// so an unchanged pass decrypts nothing. A Secret of the same name that certops does not manage — no
+// so an unchanged pass decrypts nothing. A Secret that does not exist yet
+// is created with a plain create, which costs the API server less than an
+// apply (a cluster rebuilt from Git gets thousands at once); its fields are
+// moved to certops' apply entry before a later write drops any of them, so
+// a label or data key the spec stops setting is removed as after an apply.
+// A Secret of the same name that certops does not manage — no
 // certops label, or its data owned by another field manager such as
 // cert-manager — is left alone and reported as a Conflict, unless the
 // Desired says TakeOver. Cluster.Prune deletes Secrets labelled as certops'
