@@ -26,6 +26,7 @@ import (
 	"github.com/getsops/sops/v3/keys"
 	sopspgp "github.com/getsops/sops/v3/pgp"
 	"github.com/getsops/sops/v3/shamir"
+	"github.com/getsops/sops/v3/stores"
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
 )
 
@@ -488,7 +489,7 @@ func pgpEncrypt(e *openpgp.Entity, data []byte) (string, error) {
 // load parses an encrypted file and checks its format version; it does not
 // decrypt.
 func load(ciphertext []byte) (gosops.Tree, error) {
-	tree, err := newStore().LoadEncryptedFile(ciphertext)
+	tree, err := loadTree(ciphertext)
 	if err != nil {
 		if errors.Is(err, gosops.MetadataNotFound) {
 			return gosops.Tree{}, ErrNotEncrypted
@@ -502,6 +503,19 @@ func load(ciphertext []byte) (gosops.Tree, error) {
 		return gosops.Tree{}, fmt.Errorf("%w: no key groups", ErrMalformed)
 	}
 	return tree, nil
+}
+
+// loadTree is the sops YAML store's LoadEncryptedFile, through loadFast
+// when the file is laid out as certops writes it. Any failure on that path
+// goes to the store, so errors are the store's own.
+func loadTree(ciphertext []byte) (gosops.Tree, error) {
+	if branches, ok := loadFast(ciphertext); ok {
+		branches, md, err := stores.ExtractMetadata(branches, stores.MetadataOpts{Flatten: stores.MetadataFlattenNone})
+		if err == nil {
+			return gosops.Tree{Branches: branches, Metadata: md}, nil
+		}
+	}
+	return newStore().LoadEncryptedFile(ciphertext)
 }
 
 // checkVersion accepts the sops 3.x file format, the only one there is; a

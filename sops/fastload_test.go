@@ -1,0 +1,204 @@
+package sops
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"filippo.io/age"
+	gosops "github.com/getsops/sops/v3"
+	"github.com/google/go-cmp/cmp"
+)
+
+// sameAsStore checks loadFast against the sops YAML store on in: whatever
+// loadFast accepts, the store must read to the same branches. It reports
+// whether loadFast took the file.
+func sameAsStore(t testing.TB, in []byte) bool {
+	t.Helper()
+	fast, ok := loadFast(in)
+	if !ok {
+		return false
+	}
+	want, err := newStore().LoadPlainFile(in)
+	if err != nil {
+		t.Fatalf("loadFast read what the store refuses (%v):\n%s", err, in)
+	}
+	if diff := cmp.Diff(want, fast); diff != "" {
+		t.Fatalf("loadFast differs from the store (-store +fast):\n%s\ninput:\n%s", diff, in)
+	}
+	return true
+}
+
+// trickyStrings are values whose YAML form is not a plain string, or only
+// just is.
+var trickyStrings = []string{
+	"plain", "with space", "a,b,c", "*.example.com", "&anchor", "!tag", "it's", `say "hi"`, "",
+	"123", "1.5", "0x1F", "true", "True", "yes", "no", "on", "null", "~", "2027-02-25T12:00:00Z",
+	"2027-02-25", "3.13.3", "1.2", "x: y", "a #b", "#c", "- dash", "-dash", "tab\there", "line\nbreak",
+	"trailing\n", "two\n\nlines\n", "  lead", "trail ", "ünïcode", strings.Repeat("word ", 30) + "end",
+	strings.Repeat("x", 300), "ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]",
+	"^(data|stringData)$", "{braces}", "[brackets]", "%percent", "@at", "`tick", ".dot", "+plus",
+	"key:colon", "|pipe", ">gt", "?q", "back\\slash", "nul\x00", "bell\a", "<<", "=", "-----BEGIN X-----\nabc\n-----END X-----\n",
+}
+
+func TestLoadFastMatchesStoreOnEmittedFiles(t *testing.T) {
+	for _, v := range trickyStrings {
+		doc := gosops.TreeBranch{
+			{Key: "apiVersion", Value: "v1"},
+			{Key: "kind", Value: "Secret"},
+			{Key: "metadata", Value: gosops.TreeBranch{
+				{Key: "name", Value: "x"},
+				{Key: "annotations", Value: gosops.TreeBranch{{Key: "certops.dev/v", Value: v}, {Key: "after", Value: "z"}}},
+			}},
+			{Key: "stringData", Value: gosops.TreeBranch{{Key: "value", Value: v}}},
+			{Key: "sops", Value: gosops.TreeBranch{
+				{Key: "age", Value: []any{
+					gosops.TreeBranch{{Key: "enc", Value: v}, {Key: "recipient", Value: "age1x"}},
+					gosops.TreeBranch{{Key: "enc", Value: "second\n"}, {Key: "recipient", Value: v}},
+				}},
+				{Key: "version", Value: "3.13.3"},
+			}},
+		}
+		if v != "" && !strings.ContainsAny(v, "\n") {
+			doc = append(doc, gosops.TreeItem{Key: v, Value: "as a key"})
+		}
+		out, err := emitPlain(gosops.TreeBranches{doc})
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		sameAsStore(t, out)
+	}
+}
+
+func TestLoadFastMatchesStoreOnHandWrittenFiles(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("testdata", "web.enc.golden.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsStore(t, golden)
+	for _, in := range fastLoadSeeds {
+		sameAsStore(t, []byte(in))
+	}
+}
+
+// The layout certops writes takes the fast path: without this the
+// shortcut could silently stop applying.
+func TestLoadFastTakesCertopsFiles(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := NewTrust([]string{id.Recipient().String()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Trust: trust, Identities: Identities{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte(`apiVersion: v1
+kind: Secret
+metadata:
+  name: web
+  namespace: prod
+  labels:
+    app.kubernetes.io/managed-by: certops
+  annotations:
+    cert-manager.io/alt-names: '*.web.example.com,web.example.com'
+    cert-manager.io/subject-organizations: Example Org, Inc.
+    certops.dev/not-after: "2027-02-25T12:00:00Z"
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+    -----BEGIN CERTIFICATE-----
+    placeholder
+    -----END CERTIFICATE-----
+  tls.key: not a key
+`)
+	repo := fstest.MapFS{".sops.yaml": &fstest.MapFile{Data: []byte(
+		"creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + id.Recipient().String() + "\n")}}
+	enc, err := c.Encrypt(repo, "secrets/web.yaml", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameAsStore(t, enc) {
+		t.Errorf("an encrypted Secret as certops writes it does not take the fast path:\n%s", enc)
+	}
+	data, err := c.DecryptData("secrets/web.yaml", enc)
+	if err != nil || !strings.Contains(string(data["tls.crt"]), "placeholder") {
+		t.Errorf("DecryptData = %q, %v", data["tls.crt"], err)
+	}
+}
+
+func FuzzLoadFast(f *testing.F) {
+	for _, s := range fastLoadSeeds {
+		f.Add([]byte(s))
+	}
+	if golden, err := os.ReadFile(filepath.Join("testdata", "web.enc.golden.yaml")); err == nil {
+		f.Add(golden)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		sameAsStore(t, in)
+	})
+}
+
+// fastLoadSeeds are YAML shapes at and past the edge of what loadFast
+// reads.
+var fastLoadSeeds = []string{
+	"a: b\n",
+	"a: b",
+	"a: b # comment\n",
+	"# head\na: b\n",
+	"a: {b: c}\n",
+	"a: [b, c]\n",
+	"a: &x b\nc: *x\n",
+	"a: !!str 1\n",
+	"a: b\na: c\n",
+	"a:\n  b: c\n  b: d\n",
+	"a:\nb: c\n",
+	"a: |+\n  x\n\nb: c\n",
+	"a: |2\n   x\n",
+	"a: |\n  x\n\n  y\n",
+	"a: |\n  x\n\nb: c\n",
+	"a: |-\n  x\n  y\nb: c\n",
+	"a: >\n  x\n  y\n",
+	"a:\n- b: c\n- d: e\n",
+	"a:\n  - b: c\n    d: e\n  - f: g\n",
+	"a:\n  - b\n  - c\n",
+	"a:\n  - - b\n",
+	"a:\n  -   b: c\n      d: e\n",
+	"---\na: b\n",
+	"a: b\n---\nc: d\n",
+	"a: b\r\n",
+	"a:\tb\n",
+	"  a: b\n",
+	"a:b\n",
+	"a: b \n",
+	"a:  b\n",
+	"'a': b\n",
+	"\"a\": b\n",
+	"a: 'it''s'\n",
+	"a: 'it's'\n",
+	"a: \"x\\\"y\"\n",
+	"a: \"x\\u00e9\"\n",
+	"a: \"unterminated\n",
+	"a: \"wrapped\n  line\"\n",
+	"a: plain\n  continued\n",
+	"a: 1\n",
+	"a: 3.13.3\n",
+	"a: 3.13\n",
+	"1: a\n",
+	"true: a\n",
+	"a: b\n\nc: d\n",
+	"a:\n  b:\n    c: d\n  e: f\ng: h\n",
+	"sops:\n  age:\n    - enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        abc\n        -----END AGE ENCRYPTED FILE-----\n      recipient: age1x\n  version: 3.13.3\n",
+	"a: x: y\n",
+	"a: -\n",
+	"- a\n",
+	"a\n",
+	"",
+	"\n",
+	"a: \xef\xbb\xbf\n",
+}
