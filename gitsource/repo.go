@@ -937,12 +937,17 @@ func (r *Repo) push(ctx context.Context, pending []*object.Commit, head plumbing
 	}
 	if packs := r.packs.keepOnly(hashes); packs != nil {
 		pack, release, err := readPacks(r.storage.Filesystem(), packs)
-		if err == nil {
+		if err != nil {
+			// A pack file gone from the cache (a git gc run in it, say):
+			// go-git finds the objects wherever they are now.
+			r.log.Debug("held packs unreadable; walking instead", "error", err)
+			r.packs.keepOnly(nil)
+		} else {
 			err = r.sendPack(ctx, pending[0].ParentHashes[0], head, pack)
 			release()
-		}
-		if !errors.Is(err, errRemoteNotAtBase) {
-			return "held", err
+			if !errors.Is(err, errRemoteNotAtBase) {
+				return "held", err
+			}
 		}
 	}
 	return "walked", r.remote.PushContext(ctx, &git.PushOptions{

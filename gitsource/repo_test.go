@@ -665,6 +665,25 @@ func TestPushSendsHeldPacks(t *testing.T) {
 	}
 	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
 
+	// A held pack file that is gone (repacked by git in the cache) is not
+	// an error: the push walks instead.
+	head = commit(r, "repacked", map[string][]byte{"certs/e/f000.enc": []byte("changed"), "certs/e/f001.enc": []byte("changed too")})
+	for i := range 100 {
+		big2[fmt.Sprintf("certs/e/f%03d.enc", i)] = []byte(fmt.Sprint("again ", i))
+	}
+	head = commit(r, "repacked big", big2)
+	g.Run(t, r.GitDir(), "repack", "-a", "-d", "-q")
+	if err := r.Push(ctx); err != nil {
+		t.Fatalf("push after the held pack was repacked away: %v", err)
+	}
+	if !strings.Contains(logs.String(), "objects=walked") {
+		t.Errorf("push after a repack did not walk:\n%s", logs.String())
+	}
+	if got := g.Head(t, "repo.git", "main"); got != head {
+		t.Fatalf("remote main = %s, want %s", got, head)
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+
 	// A restart loses the held packs: the push walks instead.
 	commit(r, "before restart", map[string][]byte{"certs/z.enc": []byte("z")})
 	logs = &lockedBuffer{}
