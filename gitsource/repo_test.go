@@ -667,7 +667,7 @@ func TestPushSendsHeldPacks(t *testing.T) {
 
 	// A held pack file that is gone (repacked by git in the cache) is not
 	// an error: the push walks instead.
-	head = commit(r, "repacked", map[string][]byte{"certs/e/f000.enc": []byte("changed"), "certs/e/f001.enc": []byte("changed too")})
+	commit(r, "repacked", map[string][]byte{"certs/e/f000.enc": []byte("changed"), "certs/e/f001.enc": []byte("changed too")})
 	for i := range 100 {
 		big2[fmt.Sprintf("certs/e/f%03d.enc", i)] = []byte(fmt.Sprint("again ", i))
 	}
