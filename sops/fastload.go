@@ -193,7 +193,8 @@ func splitKey(content []byte) (string, []byte, bool) {
 		return "", nil, false
 	}
 	key := string(content[:i])
-	if !plainString(key) || key[len(key)-1] == ' ' {
+	// yaml.v3 refuses implicit keys longer than 1024 characters.
+	if len(key) > 1024 || !plainString(key) || key[len(key)-1] == ' ' {
 		return "", nil, false
 	}
 	rest := content[i+1:]
@@ -260,7 +261,7 @@ func doubleQuoted(s []byte) (any, bool) {
 			return nil, false
 		}
 		switch inner[i] {
-		case '\\', '"', '/':
+		case '\\', '"':
 			b.WriteByte(inner[i])
 		case 'n':
 			b.WriteByte('\n')
