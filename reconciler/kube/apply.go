@@ -86,7 +86,8 @@ type Result struct {
 type Report struct {
 	Cluster string
 	Results []Result
-	// Writes counts the write requests made (applies and deletes).
+	// Writes counts the write requests made (creates, applies, the
+	// managed-fields hand-over patches and deletes), failed ones included.
 	Writes int
 }
 
@@ -317,8 +318,18 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 		// It appeared in between: apply without force, so that it is not
 		// taken from whoever made it.
 		outcome = Updated
-	} else if c.adoptCreated(ctx, existing, want) {
-		writes++
+	} else {
+		sent, err := c.adoptCreated(ctx, existing, want)
+		if sent {
+			writes++
+		}
+		if err != nil {
+			// Applying now would record the new content hash, and later
+			// passes would find the Secret unchanged with the dropped field
+			// still there. Failing leaves it for the next pass, which lists
+			// it again.
+			return fail("hand created fields to the apply entry", err)
+		}
 	}
 	// Once the Secret is certops' (its label, and no other manager owns its
 	// data) or is being taken over, force: the remaining conflicts are
@@ -435,24 +446,20 @@ func (r rendered) secret(d Desired) *corev1.Secret {
 // field would stay, still owned by the Update entry. Writes that drop
 // nothing (a renewal) need no extra request: the fields stay shared by the
 // two entries. The patch carries s's resourceVersion, so it is refused if s
-// changed since it was listed; then, or on any failure, the write goes on
-// and the next one tries again. It reports whether it sent a request.
-func (c *Cluster) adoptCreated(ctx context.Context, s *corev1.Secret, want rendered) bool {
+// changed since it was listed. It reports whether it sent a request, and
+// the error of the hand-over.
+func (c *Cluster) adoptCreated(ctx context.Context, s *corev1.Secret, want rendered) (bool, error) {
 	if !slices.ContainsFunc(s.ManagedFields, func(e metav1.ManagedFieldsEntry) bool {
 		return e.Manager == FieldManager && e.Operation == metav1.ManagedFieldsOperationUpdate && e.Subresource == ""
 	}) || !drops(s, want) {
-		return false
+		return false, nil
 	}
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(s, sets.New(FieldManager), FieldManager)
-	sent := false
-	if err == nil && patch != nil {
-		sent = true
-		_, err = c.client.CoreV1().Secrets(s.Namespace).Patch(ctx, s.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil || patch == nil {
+		return false, err
 	}
-	if err != nil {
-		c.log.Warn("could not hand created fields to the apply entry; a label, annotation or data key removed from the spec may stay until the next write", "namespace", s.Namespace, "secret", s.Name, "error", err)
-	}
-	return sent
+	_, err = c.client.CoreV1().Secrets(s.Namespace).Patch(ctx, s.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	return true, err
 }
 
 // drops reports whether s has a label, annotation or data key that want

@@ -3,11 +3,15 @@ package kube
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -271,5 +275,48 @@ func TestForeign(t *testing.T) {
 				t.Errorf("reason %q; want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A Secret certops created keeps its fields under an Update entry; when
+// handing them to the Apply entry fails, nothing is applied (the new
+// content hash would make later passes skip it with the dropped label
+// still there), and the Secret is reported Failed for the next pass.
+func TestApplyHandOverFailureWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	c, cs := fakeCluster(t, ClusterConfig{})
+	first := desired("web", "web-tls")
+	if rep, err := c.Apply(ctx, []Desired{first}); err != nil || rep.Count(Created) != 1 {
+		t.Fatalf("%+v, %v", rep.Results, err)
+	}
+	s, err := cs.CoreV1().Secrets("web").Get(ctx, "web-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(s.ManagedFields, func(e metav1.ManagedFieldsEntry) bool {
+		return e.Manager == FieldManager && e.Operation == metav1.ManagedFieldsOperationUpdate
+	}) {
+		t.Fatalf("created Secret's managed fields %+v; want a certops Update entry", s.ManagedFields)
+	}
+	cs.PrependReactor("patch", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.PatchAction).GetPatchType() == types.JSONPatchType {
+			return true, nil, apierrors.NewConflict(corev1.Resource("secrets"), "web-tls", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	cs.ClearActions()
+	trimmed := desired("web", "web-tls")
+	trimmed.Labels = nil
+	rep, err := c.Apply(ctx, []Desired{trimmed})
+	if err == nil || rep.Count(Failed) != 1 {
+		t.Fatalf("%+v, %v; want failed", rep.Results, err)
+	}
+	for _, a := range cs.Actions() {
+		if p, ok := a.(k8stesting.PatchAction); ok && p.GetPatchType() == types.ApplyPatchType {
+			t.Errorf("applied after the hand-over failed: %s", p.GetPatch())
+		}
+	}
+	if rep.Writes != 1 {
+		t.Errorf("%d writes reported; want 1 (the refused hand-over)", rep.Writes)
 	}
 }
