@@ -2,11 +2,13 @@ package gitsource
 
 import (
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"context"
 	"crypto/sha1" //nolint:gosec // the pack trailer is SHA-1 by the format's definition
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -221,13 +223,9 @@ func readPacks(fs billy.Filesystem, packs []heldPack) (io.Reader, func(), error)
 		}
 		closers = append(closers, closeFn)
 		var hdr [packHeaderLen]byte
-		if p.size < packHeaderLen+packTrailerLen {
+		if _, err := ra.ReadAt(hdr[:], 0); p.size < packHeaderLen+packTrailerLen || err != nil || string(hdr[:4]) != "PACK" {
 			release()
-			return nil, nil, errors.New("not a packfile")
-		}
-		if _, err := ra.ReadAt(hdr[:], 0); err != nil || string(hdr[:4]) != "PACK" {
-			release()
-			return nil, nil, errors.New("not a packfile")
+			return nil, nil, fmt.Errorf("held pack %s: not a packfile", cmp.Or(p.file, "in memory"))
 		}
 		if len(packs) == 1 {
 			return io.NewSectionReader(ra, 0, p.size), release, nil

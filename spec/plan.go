@@ -221,9 +221,10 @@ var sharedValues = map[string]bool{
 }
 
 // interned is m with its keys, the same few dozen in every Secret file, and
-// the values of sharedValues held once per process (package unique) rather
-// than once per file: an ObservedCache keeps the metadata of every Secret
-// file of the repository, and the keys were a third of it.
+// the values of sharedValues shared through package unique rather than
+// held once per file: an ObservedCache keeps the metadata of every Secret
+// file of the repository, and the keys were a third of it. (unique may
+// drop its copy once no map holds it; a later file then makes a new one.)
 func interned(m map[string]string) map[string]string {
 	if m == nil {
 		return nil
