@@ -638,6 +638,34 @@ func (c *Codec) openTree(ciphertext []byte) (gosops.Tree, error) {
 	return tree, nil
 }
 
+// ageOpen decrypts an armored age file holding a data key or a share of
+// one (at most 1 KiB). age.DecryptReaderAt authenticates the payload's
+// final chunk as it opens the file and reads with one chunk buffer;
+// age.Decrypt's stream reader takes two of 64 KiB each, which were half of
+// all the bytes allocated in decrypting a Secret for a cluster.
+func ageOpen(armored string, ids []age.Identity) ([]byte, error) {
+	bin, err := io.ReadAll(io.LimitReader(armor.NewReader(strings.NewReader(armored)), 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	r, size, err := age.DecryptReaderAt(bytes.NewReader(bin), int64(len(bin)), ids...)
+	if err != nil {
+		return nil, err
+	}
+	if size > 1024 {
+		return nil, fmt.Errorf("age payload of %d bytes is not a data key", size)
+	}
+	out := make([]byte, size)
+	n, err := r.ReadAt(out, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("age payload: %w", err)
+	}
+	if n != len(out) {
+		return nil, fmt.Errorf("age payload: read %d of %d bytes", n, size)
+	}
+	return out, nil
+}
+
 // dataKey recovers the data key with the codec's age identities only, never
 // with the sops library's environment lookups or gpg.
 func (c *Codec) dataKey(md gosops.Metadata) ([]byte, error) {
@@ -648,11 +676,7 @@ func (c *Codec) dataKey(md gosops.Metadata) ([]byte, error) {
 			if !ok || len(c.ids) == 0 {
 				continue
 			}
-			r, err := age.Decrypt(armor.NewReader(strings.NewReader(ak.EncryptedKey)), c.ids...)
-			if err != nil {
-				continue
-			}
-			part, err := io.ReadAll(io.LimitReader(r, 1024))
+			part, err := ageOpen(ak.EncryptedKey, c.ids)
 			if err != nil {
 				continue
 			}
