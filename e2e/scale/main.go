@@ -83,9 +83,13 @@ func main() {
 	flag.IntVar(&apiserverProfileSeconds, "apiserver-profile-seconds", 20, "with -cpuprofile-phase, also profile the kube-apiserver for the first this many seconds of those phases, into scale-<N>-apiserver.pprof")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
+	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 leaves it at the default 100")
 	flag.Parse()
 	if *memLimit > 0 {
 		debug.SetMemoryLimit(int64(*memLimit) << 20)
+	}
+	if *gcPercent > 0 {
+		debug.SetGCPercent(*gcPercent)
 	}
 	if *heapProfile != "" {
 		stop := make(chan struct{})
