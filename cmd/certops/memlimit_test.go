@@ -36,7 +36,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 			"sys/fs/cgroup/memory/memory.limit_in_bytes":                 file("9223372036854771712\n"),
 		}, 1 << 30, "sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes"},
 		{"v1 unlimited", fstest.MapFS{
-			"proc/self/cgroup": file("4:memory:/\n"),
+			"proc/self/cgroup":                           file("4:memory:/\n"),
 			"sys/fs/cgroup/memory/memory.limit_in_bytes": file("9223372036854771712\n"),
 		}, 0, ""},
 		{"garbage", fstest.MapFS{
