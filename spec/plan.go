@@ -216,7 +216,7 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 // a repository's Secret files: a few issuers, one value of managed-by.
 var sharedValues = map[string]bool{
 	AnnotationIssuer: true, AnnotationIssuerType: true,
-	CMIssuerName: true, CMIssuerKind: true, "cert-manager.io/issuer-group": true,
+	CMIssuerName: true, CMIssuerKind: true, CMIssuerGroup: true,
 	LabelManagedBy: true,
 }
 
