@@ -462,21 +462,19 @@ func (c *Cluster) adoptCreated(ctx context.Context, s *corev1.Secret, want rende
 	return true, err
 }
 
-// drops reports whether s has a label, annotation or data key that want
-// does not set (whoever set it).
+// drops reports whether s has a label, annotation (besides the content
+// hash) or data key that want does not set, whoever set it.
 func drops(s *corev1.Secret, want rendered) bool {
-	for k := range s.Labels {
-		if _, ok := want.labels[k]; !ok {
-			return true
-		}
-	}
-	for k := range s.Annotations {
-		if _, ok := want.annotations[k]; !ok && k != AnnotationContentHash {
-			return true
-		}
-	}
-	for k := range s.Data {
-		if _, ok := want.data[k]; !ok {
+	return hasKeyBeyond(s.Labels, want.labels, "") ||
+		hasKeyBeyond(s.Annotations, want.annotations, AnnotationContentHash) ||
+		hasKeyBeyond(s.Data, want.data, "")
+}
+
+// hasKeyBeyond reports whether live has a key other than except that want
+// lacks.
+func hasKeyBeyond[V, W any](live map[string]V, want map[string]W, except string) bool {
+	for k := range live {
+		if _, ok := want[k]; !ok && k != except {
 			return true
 		}
 	}
