@@ -40,11 +40,6 @@ func loadFast(in []byte) (gosops.TreeBranches, bool) {
 type fastParser struct {
 	lines [][]byte
 	i     int
-	// shifted is set when the current line is the first of a sequence
-	// item: its "- " is taken as indentation.
-	shiftedLine  int
-	shiftedBy    int
-	shiftedValid bool
 }
 
 // line returns the indentation and content of line i.
@@ -53,9 +48,6 @@ func (p *fastParser) line(i int) (int, []byte) {
 	n := 0
 	for n < len(l) && l[n] == ' ' {
 		n++
-	}
-	if p.shiftedValid && i == p.shiftedLine {
-		return n + p.shiftedBy, l[n+p.shiftedBy:]
 	}
 	return n, l[n:]
 }
@@ -125,14 +117,15 @@ func (p *fastParser) sequence(indent int) (any, bool) {
 		if ind != indent || len(content) < 2 || content[0] != '-' || content[1] != ' ' {
 			break
 		}
-		// "- key: value" starts a mapping whose keys are at the key's column.
+		// "- key: value" starts a mapping whose keys are at the key's
+		// column: the dash is read as indentation, on a copy of the line
+		// (lines are the caller's bytes).
 		pad := 2
 		for pad < len(content) && content[pad] == ' ' {
 			pad++
 		}
-		p.shiftedLine, p.shiftedBy, p.shiftedValid = p.i, pad, true
+		p.lines[p.i] = append(bytes.Repeat([]byte{' '}, indent+pad), content[pad:]...)
 		item, ok := p.mapping(indent + pad)
-		p.shiftedValid = false
 		if !ok {
 			return nil, false
 		}
