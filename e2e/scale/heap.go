@@ -4,9 +4,12 @@ import (
 	"context"
 	"log"
 	"os"
+	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -16,13 +19,20 @@ import (
 	"certops.dev/certops/e2e/peer/kubepeer"
 )
 
+// heapPhase names the phase running now, for watchHeap: "" before the
+// first, then "<N>-<phase number>".
+var heapPhase atomic.Pointer[string]
+
 // watchHeap writes a heap profile to file each time the live heap after a
 // garbage collection grows by a tenth past the largest seen, so that file
-// ends up describing the peak: what held memory when it was highest. It
-// stops when stop is closed.
+// ends up describing the peak: what held memory when it was highest. Each
+// phase also gets its own profile, file with "-<N>-<phase number>" before
+// its extension, taken the same way at that phase's own peak. It stops when
+// stop is closed.
 func watchHeap(file string, stop <-chan struct{}) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	var peak uint64
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	var peak, phasePeak, phaseCycle uint64
+	var phase string
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -32,18 +42,32 @@ func watchHeap(file string, stop <-chan struct{}) {
 		case <-tick.C:
 		}
 		metrics.Read(sample)
-		live := sample[0].Value.Uint64()
-		if live <= peak+peak/10 {
-			continue
+		live, cycle := sample[0].Value.Uint64(), sample[1].Value.Uint64()
+		if p := heapPhase.Load(); p != nil && *p != phase {
+			phase, phasePeak, phaseCycle = *p, 0, cycle
 		}
-		peak = live
-		f, err := os.Create(file)
-		if err != nil {
-			continue
+		// Both the live heap and the profile are as of the last completed
+		// collection: one that ended before the phase began describes the
+		// phase before.
+		if phase != "" && cycle > phaseCycle && live > phasePeak+phasePeak/10 {
+			phasePeak = live
+			ext := filepath.Ext(file)
+			writeHeapProfile(strings.TrimSuffix(file, ext) + "-" + phase + ext)
 		}
-		_ = pprof.Lookup("heap").WriteTo(f, 0)
-		_ = f.Close()
+		if live > peak+peak/10 {
+			peak = live
+			writeHeapProfile(file)
+		}
 	}
+}
+
+func writeHeapProfile(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		return
+	}
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
+	_ = f.Close()
 }
 
 // profileAPIServer writes a CPU profile of the kube-apiserver, taken over

@@ -81,7 +81,7 @@ func main() {
 	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
 	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
 	flag.IntVar(&apiserverProfileSeconds, "apiserver-profile-seconds", 20, "with -cpuprofile-phase, also profile the kube-apiserver for the first this many seconds of those phases, into scale-<N>-apiserver.pprof")
-	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file, and one per phase to this file with -<N>-<phase number> before its extension")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
 	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 leaves it at the default 100")
 	flag.Parse()
@@ -294,6 +294,8 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 			check(pprof.StartCPUProfile(prof))
 			go profileAPIServer(p.kube, fmt.Sprintf("scale-%d-apiserver.pprof", n))
 		}
+		phaseName := fmt.Sprintf("%d-%d", n, len(rows)+1)
+		heapPhase.Store(&phaseName)
 		writes0 := secretWrites()
 		cpu0, peer0 := cpuSeconds(), peerCPUSeconds()
 		start := time.Now()
