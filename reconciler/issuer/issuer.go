@@ -137,9 +137,16 @@ func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 
 // EncodeCertificatesPEM encodes certificates as concatenated PEM blocks.
 func EncodeCertificatesPEM(certs []*x509.Certificate) []byte {
-	var b bytes.Buffer
+	// Sized up front: the result is held until its commit, and a grown
+	// buffer is up to twice as large.
+	size := 0
 	for _, c := range certs {
-		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+		b64 := (len(c.Raw) + 2) / 3 * 4
+		size += len("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n") + b64 + (b64+63)/64
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	for _, c := range certs {
+		_ = pem.Encode(b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 	}
 	return b.Bytes()
 }

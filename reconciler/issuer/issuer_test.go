@@ -531,3 +531,29 @@ func TestCSRUsagesPerTemplate(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestEncodeCertificatesPEMSizesExactly: the PEM of one to three
+// certificates of every DER length modulo 48 is what encoding/pem writes,
+// in a buffer of exactly its length (it is held until the commit).
+func TestEncodeCertificatesPEMSizesExactly(t *testing.T) {
+	for n := 1; n <= 3; n++ {
+		for extra := range 48 {
+			var certs []*x509.Certificate
+			var want bytes.Buffer
+			for i := range n {
+				der := bytes.Repeat([]byte{byte(i + 1)}, 600+extra+i*17)
+				certs = append(certs, &x509.Certificate{Raw: der})
+				if err := pem.Encode(&want, &pem.Block{Type: "CERTIFICATE", Bytes: der}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := issuer.EncodeCertificatesPEM(certs)
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("%d certificates, +%d bytes: the PEM differs from encoding/pem's", n, extra)
+			}
+			if cap(got) != len(got) {
+				t.Errorf("%d certificates, +%d bytes: capacity %d for %d bytes", n, extra, cap(got), len(got))
+			}
+		}
+	}
+}
