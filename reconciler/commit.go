@@ -37,41 +37,57 @@ type batch struct {
 
 // commitAndPush encrypts what was issued, removes the Secrets of deleted
 // specs, refreshes secrets/kustomization.yaml, and commits and pushes it.
-// Up to CommitBatch issued certificates go in one commit; a pass that issues
-// more makes one commit per batch, so memory is bounded by two batches (the
-// one committing and the next) and each commit message stays readable. Batch i+1 is encrypted while batch i is
-// committed and pushed, which are mostly one core's work. The issuer's own
-// files go with the first commit; re-keyed files, removals and the
-// kustomization with the last.
+// The issued certificates arrive on batches in groups of up to CommitBatch
+// (issueAll), while issuance goes on; each group is one commit, so memory
+// is bounded by a few groups and each commit message stays readable.
+// planned is how many certificates the pass means to commit: commit
+// subjects number the batches out of what it plans. Group i+1 is encrypted
+// while group i is committed and pushed, which are mostly one core's work.
+// The last commit carries the issuer's own files (an ACME account key,
+// written by backends during issuance), re-keyed files, removals and the
+// kustomization.
 //
 // A failed encryption leaves that certificate's file as it was. A failed
 // push keeps its commit for the next pass; the later batches are still
 // committed, not pushed, so nothing issued is lost or issued again.
-func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
+func (p *pass) commitAndPush(removals []spec.PlanEntry, batches <-chan []string, planned int) error {
 	r := p.r
 	outDir := p.repo.Config.Spec.Output.Path
-	keys := sortedKeys(p.issued)
-	size := r.o.CommitBatch
-	n := max(1, (len(keys)+size-1)/size)
-	batchKeys := func(i int) []string { return keys[i*size : min(len(keys), (i+1)*size)] }
+	n := max(1, (planned+r.o.CommitBatch-1)/r.o.CommitBatch)
 	written := map[string]bool{} // files the pass' commits write
-	next := p.encryptIssued(batchKeys(0))
+	type group struct {
+		keys []string
+		encs <-chan []encrypted
+	}
+	receive := func() *group {
+		keys, ok := <-batches
+		if !ok {
+			return nil
+		}
+		return &group{keys, p.encryptIssued(keys)}
+	}
+	next := receive()
 	defer func() {
 		if next != nil {
-			<-next // an early return still waits for the encryption it started
+			<-next.encs // an early return still waits for the encryption it started
+		}
+		for range batches {
+			// Let issuance finish; what it still issues is not committed.
 		}
 	}()
+	crashPoint("after-issue")
 	var pushErr error
-	for i := range n {
-		first, last := i == 0, i == n-1
-		encs := <-next
-		next = nil
-		if !last {
-			next = p.encryptIssued(batchKeys(i + 1))
+	for i := 0; ; i++ {
+		var keys []string
+		var encs []encrypted
+		if g := next; g != nil {
+			keys, encs = g.keys, <-g.encs
 		}
+		next = receive()
+		last := next == nil
 		b := &batch{files: map[string][]byte{}, counts: map[string]int{}, observed: map[string]bool{}}
-		p.addIssued(b, batchKeys(i), encs)
-		if first {
+		p.addIssued(b, keys, encs)
+		if last {
 			p.addIssuerFiles(b)
 		}
 		for f := range b.files {
@@ -86,40 +102,43 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry) error {
 				b.files[kpath] = k
 			}
 		}
-		if len(b.files) == 0 && len(b.remove) == 0 {
-			continue
+		if len(b.files) > 0 || len(b.remove) > 0 {
+			hash, changed, err := p.commitBatch(b, i, max(n, i+1))
+			if err != nil {
+				return errors.Join(pushErr, fmt.Errorf("committing: %w", err))
+			}
+			p.release(b.keys)
+			if changed && pushErr == nil { // a commit after a failed push waits for the next pass
+				if err := r.o.Source.Push(p.ctx); err != nil {
+					// The commit stays in the local clone and is pushed first
+					// next pass; nothing is issued again because of it.
+					pushErr = fmt.Errorf("pushing %s: %w", short(hash), err)
+				} else {
+					p.rep.Pushed = hash
+					r.notify.pushed()
+					crashPoint("after-push")
+					r.log.Info("pushed", "commit", short(hash))
+					p.forgetPushed(b.keys, last)
+				}
+			}
 		}
-		hash, changed, err := p.commitBatch(b, i, n)
-		if err != nil {
-			return errors.Join(pushErr, fmt.Errorf("committing: %w", err))
+		if last {
+			return pushErr
 		}
-		p.release(b.keys)
-		if !changed || pushErr != nil {
-			continue // a commit after a failed push waits for the next pass
-		}
-		if err := r.o.Source.Push(p.ctx); err != nil {
-			// The commit stays in the local clone and is pushed first next
-			// pass; nothing is issued again because of it.
-			pushErr = fmt.Errorf("pushing %s: %w", short(hash), err)
-			continue
-		}
-		p.rep.Pushed = hash
-		r.notify.pushed()
-		crashPoint("after-push")
-		r.log.Info("pushed", "commit", short(hash))
-		p.forgetPushed(b.keys, first)
 	}
-	return pushErr
 }
 
 // release drops the key material of committed certificates that no cluster
 // receives: past the commit only the apply step reads it, and it skips
 // them. A pass over certificates consumed from Git alone (by Flux, say)
-// then holds one batch of keys at a time, not all of them.
+// then holds a few batches of keys at a time, not all of them. A CA's is
+// kept: a ca issuer may still read it to sign leaves in this pass.
 func (p *pass) release(keys []string) {
 	cfg := &p.repo.Config
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, key := range keys {
-		if it := p.issued[key]; it != nil && len(it.cert.ResolvedTargets(cfg)) == 0 {
+		if it := p.issued[key]; it != nil && !it.cert.Spec.IsCA && len(it.cert.ResolvedTargets(cfg)) == 0 {
 			it.chainPEM, it.keyPEM, it.caPEM = nil, nil, nil
 		}
 	}
@@ -130,7 +149,9 @@ func (p *pass) release(keys []string) {
 func (p *pass) addIssued(b *batch, keys []string, encs []encrypted) {
 	for i, enc := range encs {
 		key := keys[i]
+		p.mu.Lock()
 		it := p.issued[key]
+		p.mu.Unlock()
 		if enc.err != nil {
 			p.markFailed(key, enc.err)
 			continue
@@ -262,8 +283,12 @@ func (p *pass) encryptIssued(keys []string) <-chan []encrypted {
 	out := make([]encrypted, len(keys))
 	olds := make([][]byte, len(keys))
 	its := make([]*issued, len(keys)) // the caller may change p.issued meanwhile
+	p.mu.Lock()
 	for i, key := range keys {
 		its[i] = p.issued[key]
+	}
+	p.mu.Unlock()
+	for i := range keys {
 		out[i].file = its[i].cert.SecretPath(cfg)
 		olds[i], _ = fs.ReadFile(p.fsys, out[i].file)
 	}
@@ -371,16 +396,16 @@ func actionWord(reason spec.Reason) string {
 	return "renew"
 }
 
+// markFailed records that key, issued in this pass, could not be
+// committed; run reports it as failed once issuance is over.
 func (p *pass) markFailed(key string, err error) {
-	c := p.repo.Certificate(key)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	delete(p.issued, key)
-	for i, res := range p.rep.Results {
-		if res.Name == key {
-			f := p.fail(c, spec.Decision{Action: res.Action, Reason: res.Reason}, err)
-			p.rep.Results[i] = f
-			return
-		}
+	if p.lateFailures == nil {
+		p.lateFailures = map[string]error{}
 	}
+	p.lateFailures[key] = err
 }
 
 // secretFiles lists the Secret files of the tree after this pass.

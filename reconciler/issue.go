@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,10 +25,46 @@ const maxLevels = 4
 // issueAll issues the due certificates: in levels, so that a CA issued in
 // this pass signs its leaves in the same pass, and within a level
 // concurrently, bounded by Workers and each issuer's maxConcurrent.
-func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decision) []CertResult {
+//
+// The keys of what is in p.issued, those adopted by verify first, go to
+// batches in groups of size, sorted, as they are issued; the last group may
+// be smaller, and batches is closed at the end. commitAndPush encrypts and
+// commits each group while the next is issued, and issuance runs at most
+// one group ahead of it: a large pass holds the key material of three
+// groups at a time rather than of every certificate.
+func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decision, batches chan<- []string, size int) []CertResult {
+	defer close(batches)
 	levels := p.levels(due)
 	var results []CertResult
 	var mu sync.Mutex
+	p.mu.Lock()
+	pending := sortedKeys(p.issued) // adopted
+	adopted := make(map[string]bool, len(pending))
+	for _, k := range pending {
+		adopted[k] = true
+	}
+	p.mu.Unlock()
+	// ahead holds a token per certificate being issued or issued and not
+	// yet handed over.
+	ahead := make(chan struct{}, size)
+	// hand sends full groups of pending; with all, the rest too. It is
+	// called with mu held and sends with it released.
+	hand := func(all bool) {
+		for len(pending) >= size || (all && len(pending) > 0) {
+			n := min(size, len(pending))
+			group := slices.Clone(pending[:n])
+			pending = pending[n:]
+			slices.Sort(group)
+			mu.Unlock()
+			batches <- group
+			for _, k := range group {
+				if !adopted[k] {
+					<-ahead
+				}
+			}
+			mu.Lock()
+		}
+	}
 	workers := make(chan struct{}, p.r.o.Workers)
 	perIssuer := map[string]chan struct{}{}
 	for name, iss := range p.repo.Issuers {
@@ -42,18 +79,30 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 			wg.Go(func() {
 				workers <- struct{}{}
 				defer func() { <-workers }()
-				if sem := perIssuer[c.Spec.IssuerRef.Name]; sem != nil {
-					sem <- struct{}{}
-					defer func() { <-sem }()
-				}
-				res := p.issueOne(c, d)
+				ahead <- struct{}{}
+				res := func() CertResult {
+					if sem := perIssuer[c.Spec.IssuerRef.Name]; sem != nil {
+						sem <- struct{}{}
+						defer func() { <-sem }()
+					}
+					return p.issueOne(c, d)
+				}()
 				mu.Lock()
+				defer mu.Unlock()
 				results = append(results, res)
-				mu.Unlock()
+				if res.Error != "" {
+					<-ahead
+					return
+				}
+				pending = append(pending, res.Name)
+				hand(false)
 			})
 		}
 		wg.Wait()
 	}
+	mu.Lock()
+	hand(true)
+	mu.Unlock()
 	return results
 }
 

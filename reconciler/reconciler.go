@@ -372,7 +372,10 @@ type pass struct {
 	observed map[string]*spec.Observed
 	mu       sync.Mutex
 	issued   map[string]*issued // by certificate key, this pass
-	writes   map[string][]byte  // extra plaintext Secret files from backends
+	// lateFailures are issued certificates whose Secret could not be
+	// encrypted (markFailed).
+	lateFailures map[string]error
+	writes       map[string][]byte // extra plaintext Secret files from backends
 
 	backendsMu sync.Mutex
 	backends   map[string]backendResult // by issuer name, this pass
@@ -431,12 +434,23 @@ func (p *pass) run() error {
 		r.log.Info("issuing", "certificates", len(due), "commit", short(p.commit))
 	}
 	crashPoint("before-issue")
-	results := p.issueAll(due, reasons)
-	crashPoint("after-issue")
-	p.rep.Results = append(p.rep.Results, results...)
+	// Issuance hands what it issued to commitAndPush in batches, which
+	// commits them while the next are issued.
+	p.mu.Lock()
+	planned := len(due) + len(p.issued) // and the adopted
+	p.mu.Unlock()
+	batches := make(chan []string)
+	issuedAll := make(chan []CertResult, 1)
+	go func() { issuedAll <- p.issueAll(due, reasons, batches, r.o.CommitBatch) }()
+	err := p.commitAndPush(removals, batches, planned)
+	p.rep.Results = append(p.rep.Results, <-issuedAll...)
+	for i, res := range p.rep.Results {
+		if ferr := p.lateFailures[res.Name]; ferr != nil {
+			p.rep.Results[i] = p.fail(p.repo.Certificate(res.Name), spec.Decision{Action: res.Action, Reason: res.Reason}, ferr)
+		}
+	}
 	slices.SortFunc(p.rep.Results, func(a, b CertResult) int { return strings.Compare(a.Name, b.Name) })
 
-	err := p.commitAndPush(removals)
 	p.saveVerified()
 	p.failureEvents()
 	if err != nil {
