@@ -47,6 +47,18 @@ type Repository struct {
 
 	positions    map[any]*decoder
 	configBroken bool
+
+	// While Load runs: where the cached objects without positions come
+	// from (loadedDoc.dec), and what decoderOf decoded again for them.
+	fsys      fs.FS
+	docs      map[any]docRef
+	redecoded map[string][]*decoder // by file, by document
+}
+
+// docRef is a document of a file, by its index.
+type docRef struct {
+	file  string
+	index int
 }
 
 // Certificate returns the certificate with the given key (namespace/name).
@@ -77,7 +89,8 @@ func (c *Certificate) Namespace() string {
 // certificates/ (YAML files, several documents each). It never fails as a
 // whole; see Repository.Problems.
 func Load(fsys fs.FS, opts LoadOptions) *Repository {
-	r := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
+	r := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}, fsys: fsys}
+	defer func() { r.fsys, r.docs, r.redecoded, r.positions = nil, nil, nil, nil }()
 	var certs []*Certificate
 	var issuers []*Issuer
 	configSeen := false
@@ -92,7 +105,14 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 			r.Problems = append(r.Problems, e.problems...)
 			for _, d := range e.docs {
 				obj := copyObject(d.obj)
-				r.positions[obj] = d.dec // read-only once decoded
+				if d.dec != nil {
+					r.positions[obj] = d.dec // read-only once decoded
+				} else {
+					if r.docs == nil {
+						r.docs = map[any]docRef{}
+					}
+					r.docs[obj] = docRef{name, d.index}
+				}
 				switch o := obj.(type) {
 				case *Config:
 					if name != ConfigFile || configSeen {
@@ -309,14 +329,48 @@ func (r *Repository) problem(file string, n *yaml.Node, field, format string, ar
 
 // problemAt reports a problem on a decoded object's field.
 func (r *Repository) problemAt(obj any, field, format string, args ...any) {
-	d := r.positions[obj]
+	d := r.decoderOf(obj)
 	p := Problem{Field: field, Message: fmt.Sprintf(format, args...)}
 	if d != nil {
 		p.File = d.file
 		at := d.at(field)
 		p.Line, p.Column = at.line, at.col
+	} else if c, ok := obj.(*Certificate); ok {
+		p.File, p.Line = c.Source.File, c.Source.Line
 	}
 	r.Problems = append(r.Problems, p)
+}
+
+// decoderOf returns the positions of obj's fields: recorded when it was
+// decoded, or, for a cached certificate that does not keep them, found by
+// decoding its file again (once per Load). nil if there are none.
+func (r *Repository) decoderOf(obj any) *decoder {
+	if d := r.positions[obj]; d != nil {
+		return d
+	}
+	ref, ok := r.docs[obj]
+	if !ok || r.fsys == nil {
+		return nil
+	}
+	decs, ok := r.redecoded[ref.file]
+	if !ok {
+		scratch := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
+		docs, _ := scratch.readDocuments(r.fsys, ref.file)
+		decs = make([]*decoder, len(docs))
+		for i, doc := range docs {
+			if o := scratch.decodeDocument(ref.file, doc); o != nil {
+				decs[i] = scratch.positions[o]
+			}
+		}
+		if r.redecoded == nil {
+			r.redecoded = map[string][]*decoder{}
+		}
+		r.redecoded[ref.file] = decs
+	}
+	if ref.index < len(decs) {
+		return decs[ref.index]
+	}
+	return nil
 }
 
 // peekTypeMeta reads apiVersion and kind without judging anything else.

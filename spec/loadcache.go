@@ -29,8 +29,14 @@ type loadedFile struct {
 
 // loadedDoc is one document that decoded and validated on its own.
 type loadedDoc struct {
-	obj       any // *Config, *Issuer or *Certificate; never handed out
+	obj any // *Config, *Issuer or *Certificate; never handed out
+	// dec holds the positions of obj's fields, for problems found across
+	// files. A certificate's is not kept: a repository holds thousands,
+	// and their positions were a sixth of its memory. Load decodes the
+	// file again in the rare pass that has a problem to place in it
+	// (Repository.decoderOf).
 	dec       *decoder
+	index     int // of the document in its file
 	line, col int // of the document, for problems about it as a whole
 }
 
@@ -54,9 +60,12 @@ func (c *LoadCache) loadFile(fsys fs.FS, name string, seen map[string]loadedFile
 	scratch := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
 	e := loadedFile{hash: hash}
 	if docs, ok := scratch.readDocuments(fsys, name); ok {
-		for _, doc := range docs {
+		for i, doc := range docs {
 			if obj := scratch.decodeDocument(name, doc); obj != nil {
-				d := loadedDoc{obj: obj, dec: scratch.positions[obj], line: doc.Line, col: doc.Column}
+				d := loadedDoc{obj: obj, dec: scratch.positions[obj], index: i, line: doc.Line, col: doc.Column}
+				if _, ok := obj.(*Certificate); ok {
+					d.dec = nil
+				}
 				if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 					d.line, d.col = doc.Content[0].Line, doc.Content[0].Column
 				}
