@@ -371,7 +371,7 @@ func (r *reader) secretFiles(c *object.Commit, want []block) (map[string]*secret
 		if err != nil || !need[o.Certificate()] {
 			continue
 		}
-		out[o.Certificate()] = &secretInfo{file: ch.path, spec: o.Annotations[spec.AnnotationSpecFile]}
+		out[o.Certificate()] = &secretInfo{file: ch.path, spec: o.Annotations.Get(spec.AnnotationSpecFile)}
 		delete(need, o.Certificate())
 	}
 	return out, nil

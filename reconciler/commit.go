@@ -455,14 +455,14 @@ func (p *pass) apply() {
 		var data map[string][]byte
 		var load func() (map[string][]byte, error)
 		var source string
-		var annotations map[string]string
+		var annotations spec.Annotations
 		if it := p.issued[c.Key()]; it != nil {
 			data = map[string][]byte{keyCert: it.chainPEM, keyKey: it.keyPEM}
 			if len(it.caPEM) > 0 {
 				data[keyCA] = it.caPEM
 			}
 			iss := p.repo.Issuers[c.Spec.IssuerRef.Name]
-			annotations = it.annotations(iss.Spec.Type())
+			annotations = spec.NewAnnotations(it.annotations(iss.Spec.Type()))
 			source = it.blob
 		} else if o := p.observed[c.Key()]; o != nil {
 			file := o.File
@@ -484,16 +484,18 @@ func (p *pass) apply() {
 		} else {
 			continue // not issued yet
 		}
-		labels := map[string]string{spec.LabelManagedBy: spec.LabelManagedByValue, spec.LabelCertificate: c.Metadata.Name}
 		// The applier copies Labels and Annotations before it adds to them,
-		// so without template annotations the observed ones are passed as
-		// they are rather than copied for each certificate.
+		// so the template's labels and, without template annotations, the
+		// observed annotations are passed as they are rather than copied
+		// for each certificate.
+		var labels map[string]string
 		ann := annotations
 		if tpl := c.Spec.SecretTemplate; tpl != nil {
-			maps.Copy(labels, tpl.Labels)
+			labels = tpl.Labels
 			if len(tpl.Annotations) > 0 {
-				ann = maps.Clone(tpl.Annotations)
-				maps.Copy(ann, annotations)
+				m := maps.Clone(tpl.Annotations)
+				maps.Copy(m, annotations.Map())
+				ann = spec.NewAnnotations(m)
 			}
 		}
 		for _, t := range targets {

@@ -113,11 +113,13 @@ type Desired struct {
 	// Source is the Git blob id of the certificate's encrypted file: the
 	// same Source means the same Data.
 	Source string
-	// Labels and Annotations may be shared with the reconciler's caches
-	// and with other Desired: an applier reads them and never modifies
-	// them.
+	// Labels are the certificate's secretTemplate labels, nil without
+	// one; certops' own (app.kubernetes.io/managed-by and
+	// certops.dev/certificate) are the applier's to add. Labels may be
+	// shared with other Desired, and Annotations with the reconciler's
+	// caches: an applier reads them and never modifies them.
 	Labels      map[string]string
-	Annotations map[string]string
+	Annotations spec.Annotations
 	Spec        *spec.CertificateSpec // keystores, output formats
 }
 

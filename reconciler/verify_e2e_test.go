@@ -286,8 +286,8 @@ func TestAdoptCommittedKeypair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Certificate() != "web/legacy" || o.Annotations[spec.AnnotationSerial] != wantSerial || o.Annotations[spec.AnnotationIssuer] != "internal-ca" ||
-		o.Annotations[spec.AnnotationSpecHash] == "" || o.RenewAt.IsZero() || !o.NotAfter.Equal(leaf.NotAfter) {
+	if o.Certificate() != "web/legacy" || o.Annotations.Get(spec.AnnotationSerial) != wantSerial || o.Annotations.Get(spec.AnnotationIssuer) != "internal-ca" ||
+		o.Annotations.Get(spec.AnnotationSpecHash) == "" || o.RenewAt.IsZero() || !o.NotAfter.Equal(leaf.NotAfter) {
 		t.Errorf("adopted file's annotations: %v", o.Annotations)
 	}
 	gotLeaf, gotKey, _ := v.keypairOf(after, "secrets/web/legacy-tls.yaml")

@@ -70,8 +70,8 @@ func BenchmarkPlanObserved10k(b *testing.B) {
 	observed := make(map[string]*Observed, len(repo.Certificates))
 	for _, c := range repo.Certificates {
 		observed[c.Key()] = &Observed{File: "secrets/" + c.Key() + ".yaml",
-			Annotations: map[string]string{AnnotationCertificate: c.Key(), AnnotationIssuer: c.Spec.IssuerRef.Name,
-				AnnotationSpecHash: c.SpecHash(), AnnotationSpecFile: c.Source.File},
+			Annotations: NewAnnotations(map[string]string{AnnotationCertificate: c.Key(), AnnotationIssuer: c.Spec.IssuerRef.Name,
+				AnnotationSpecHash: c.SpecHash(), AnnotationSpecFile: c.Source.File}),
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour)}
 	}
 	b.ResetTimer()

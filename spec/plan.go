@@ -148,15 +148,14 @@ type Observed struct {
 	Hash        string
 	Name        string // the Secret's metadata.name
 	Namespace   string
-	Annotations map[string]string
-	Labels      map[string]string
+	Annotations Annotations
 	NotBefore   time.Time
 	NotAfter    time.Time
 	RenewAt     time.Time
 }
 
 // Certificate is the key (namespace/name) of the certificate that wrote it.
-func (o *Observed) Certificate() string { return o.Annotations[AnnotationCertificate] }
+func (o *Observed) Certificate() string { return o.Annotations.Get(AnnotationCertificate) }
 
 // ReadObserved parses a Secret manifest (encrypted or not) far enough to read
 // its clear-text metadata. It decrypts nothing.
@@ -168,7 +167,6 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		Metadata struct {
 			Name        string            `yaml:"name"`
 			Namespace   string            `yaml:"namespace"`
-			Labels      map[string]string `yaml:"labels"`
 			Annotations map[string]string `yaml:"annotations"`
 		} `yaml:"metadata"`
 	}
@@ -192,10 +190,10 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		return nil, fmt.Errorf("spec: %s: expected kind Secret, got %q", file, m.Kind)
 	}
 	o := &Observed{File: file, Name: m.Metadata.Name, Namespace: m.Metadata.Namespace,
-		Annotations: interned(m.Metadata.Annotations), Labels: interned(m.Metadata.Labels)}
+		Annotations: NewAnnotations(sharedIn(m.Metadata.Annotations))}
 	var err error
 	parse := func(key string) time.Time {
-		v, ok := o.Annotations[key]
+		v, ok := o.Annotations.Lookup(key)
 		if !ok || err != nil {
 			return time.Time{}
 		}
@@ -212,31 +210,24 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 	return o, nil
 }
 
-// sharedValues are the annotations and labels whose values repeat across
-// a repository's Secret files: a few issuers, one value of managed-by.
+// sharedValues are the annotations whose values repeat across a
+// repository's Secret files: a few issuers.
 var sharedValues = map[string]bool{
 	AnnotationIssuer: true, AnnotationIssuerType: true,
 	CMIssuerName: true, CMIssuerKind: true, CMIssuerGroup: true,
-	LabelManagedBy: true,
 }
 
-// interned is m with its keys, the same few dozen in every Secret file, and
-// the values of sharedValues shared through package unique rather than
-// held once per file: an ObservedCache keeps the metadata of every Secret
-// file of the repository, and the keys were a third of it. (unique may
-// drop its copy once no map holds it; a later file then makes a new one.)
-func interned(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
+// sharedIn shares, through package unique, the values of m that repeat
+// across a repository's Secret files (sharedValues), rather than hold one
+// copy per file. (unique may drop its copy once nothing holds it; a later
+// file then makes a new one.)
+func sharedIn(m map[string]string) map[string]string {
 	for k, v := range m {
 		if sharedValues[k] {
-			v = unique.Make(v).Value()
+			m[k] = unique.Make(v).Value()
 		}
-		out[unique.Make(k).Value()] = v
 	}
-	return out
+	return m
 }
 
 // secretHead returns data up to its first top-level data, stringData or
@@ -326,12 +317,12 @@ func Decide(c *Certificate, o *Observed, now time.Time) Decision {
 	}
 	d := Decision{RenewAt: renewAt}
 	switch {
-	case o.Annotations[AnnotationIssuer] != c.Spec.IssuerRef.Name:
+	case o.Annotations.Get(AnnotationIssuer) != c.Spec.IssuerRef.Name:
 		d.Action, d.Reason = ActionReissue, ReasonIssuerChanged
-		d.Message = fmt.Sprintf("issuer changed from %q to %q", o.Annotations[AnnotationIssuer], c.Spec.IssuerRef.Name)
-	case o.Annotations[AnnotationSpecHash] != c.SpecHash():
+		d.Message = fmt.Sprintf("issuer changed from %q to %q", o.Annotations.Get(AnnotationIssuer), c.Spec.IssuerRef.Name)
+	case o.Annotations.Get(AnnotationSpecHash) != c.SpecHash():
 		d.Action, d.Reason, d.Message = ActionReissue, ReasonSpecChanged, "the request changed since the last issuance"
-	case c.Metadata.Annotations[AnnotationRenew] != "" && c.Metadata.Annotations[AnnotationRenew] != o.Annotations[AnnotationRenew]:
+	case c.Metadata.Annotations[AnnotationRenew] != "" && c.Metadata.Annotations[AnnotationRenew] != o.Annotations.Get(AnnotationRenew):
 		d.Action, d.Reason, d.Message = ActionRenew, ReasonManuallyTriggered, "renewal requested with "+AnnotationRenew
 	case !now.Before(o.NotAfter):
 		d.Action, d.Reason, d.Message = ActionRenew, ReasonExpired, "expired at "+o.NotAfter.UTC().Format(time.RFC3339)
@@ -428,10 +419,10 @@ func PlanObserved(repo *Repository, observed map[string]*Observed, now time.Time
 		broken[p.File] = true
 	}
 	for key, o := range observed {
-		if repo.Certificate(key) != nil || broken[o.Annotations[AnnotationSpecFile]] {
+		if repo.Certificate(key) != nil || broken[o.Annotations.Get(AnnotationSpecFile)] {
 			continue
 		}
-		out = append(out, PlanEntry{Name: key, File: o.File, Issuer: o.Annotations[AnnotationIssuer],
+		out = append(out, PlanEntry{Name: key, File: o.File, Issuer: o.Annotations.Get(AnnotationIssuer),
 			Decision: Decision{Action: ActionRemove, Reason: ReasonDeleted, Message: "its certificate spec is gone"},
 			NotAfter: o.NotAfter})
 	}

@@ -80,8 +80,8 @@ func TestDecide(t *testing.T) {
 	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	na := nb.Add(90 * 24 * time.Hour)
 	fresh := func(mod func(o *Observed)) *Observed {
-		o := &Observed{NotBefore: nb, NotAfter: na, Annotations: map[string]string{
-			AnnotationIssuer: "ca", AnnotationSpecHash: c.SpecHash()}}
+		o := &Observed{NotBefore: nb, NotAfter: na, Annotations: NewAnnotations(map[string]string{
+			AnnotationIssuer: "ca", AnnotationSpecHash: c.SpecHash()})}
 		if mod != nil {
 			mod(o)
 		}
@@ -100,8 +100,8 @@ func TestDecide(t *testing.T) {
 		{"just before renewal", fresh(nil), renewAt.Add(-time.Second), ActionNone, ReasonUpToDate},
 		{"renewal due", fresh(nil), renewAt, ActionRenew, ReasonRenewing},
 		{"expired", fresh(nil), na, ActionRenew, ReasonExpired},
-		{"issuer changed", fresh(func(o *Observed) { o.Annotations[AnnotationIssuer] = "old" }), nb, ActionReissue, ReasonIssuerChanged},
-		{"spec changed", fresh(func(o *Observed) { o.Annotations[AnnotationSpecHash] = "sha256:x" }), nb, ActionReissue, ReasonSpecChanged},
+		{"issuer changed", fresh(withAnnotation(AnnotationIssuer, "old")), nb, ActionReissue, ReasonIssuerChanged},
+		{"spec changed", fresh(withAnnotation(AnnotationSpecHash, "sha256:x")), nb, ActionReissue, ReasonSpecChanged},
 		{"earlier renew-at (ARI)", fresh(func(o *Observed) { o.RenewAt = nb.Add(time.Hour) }), nb.Add(2 * time.Hour), ActionRenew, ReasonRenewing},
 	}
 	for _, tt := range tests {
@@ -113,7 +113,7 @@ func TestDecide(t *testing.T) {
 		})
 	}
 	forced := loadOne(t, strings.Replace(baseCert, "  name: web\n", "  name: web\n  annotations: {certops.dev/renew: \"2026-02-01\"}\n", 1))
-	if d := Decide(forced, fresh(func(o *Observed) { o.Annotations[AnnotationSpecHash] = forced.SpecHash() }), nb); d.Reason != ReasonManuallyTriggered {
+	if d := Decide(forced, fresh(withAnnotation(AnnotationSpecHash, forced.SpecHash())), nb); d.Reason != ReasonManuallyTriggered {
 		t.Errorf("forced renewal: got %s, want %s", d.Reason, ReasonManuallyTriggered)
 	}
 }
@@ -246,5 +246,14 @@ sops:
 	}
 	if got["default/web"] != ActionNone || got["default/gone"] != ActionRemove || len(got) != 2 {
 		t.Errorf("plan = %v, want web none, gone remove", got)
+	}
+}
+
+// withAnnotation sets annotation k of an Observed to v.
+func withAnnotation(k, v string) func(*Observed) {
+	return func(o *Observed) {
+		m := o.Annotations.Map()
+		m[k] = v
+		o.Annotations = NewAnnotations(m)
 	}
 }

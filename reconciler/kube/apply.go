@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/util/csaupgrade"
+
+	"certops.dev/certops/spec"
 )
 
 // Desired is one Secret certops wants in one namespace of one cluster.
@@ -43,8 +45,11 @@ type Desired struct {
 	// Labels and Annotations are the certificate's secretTemplate plus the
 	// annotations certops derives from it (see SecretAnnotations). certops'
 	// own labels and content hash are added by Apply, to copies: Apply
-	// never modifies these maps, which callers may share.
-	Labels, Annotations map[string]string
+	// never modifies Labels, which callers may share. (Annotations is the
+	// compact, read-only form the reconciler keeps for every Secret file;
+	// spec.NewAnnotations makes one from a map.)
+	Labels      map[string]string
+	Annotations spec.Annotations
 	// CertName is the certificate's name, the value of certops.dev/certificate.
 	CertName string
 	// TakeOver lets Apply manage a Secret of that name that another manager
@@ -207,7 +212,7 @@ func (c *Cluster) validate(d Desired) error {
 		}
 	}
 	for _, k := range []string{AnnotationContentHash, AnnotationSourceBlob} {
-		if _, ok := d.Annotations[k]; ok {
+		if _, ok := d.Annotations.Lookup(k); ok {
 			problems = append(problems, "annotation "+k+" is certops' own")
 		}
 	}
@@ -395,7 +400,7 @@ func renderMeta(d Desired) rendered {
 	}
 	r.labels[LabelManagedBy] = LabelManagedByValue
 	r.labels[LabelCertificate] = d.CertName
-	r.annotations = maps.Clone(d.Annotations)
+	r.annotations = d.Annotations.Map()
 	if r.annotations == nil {
 		r.annotations = map[string]string{}
 	}

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"certops.dev/certops/spec"
 )
 
 func fakeCluster(t *testing.T, cfg ClusterConfig, objs ...*corev1.Secret) (*Cluster, *fake.Clientset) {
@@ -44,7 +46,7 @@ func desired(ns, name string) Desired {
 		Namespace: ns, Name: name, CertName: "web",
 		Data:        map[string][]byte{"tls.crt": []byte("cert"), "tls.key": []byte("key")},
 		Labels:      map[string]string{"team": "a"},
-		Annotations: map[string]string{"cert-manager.io/common-name": "web.example.test"},
+		Annotations: spec.NewAnnotations(map[string]string{"cert-manager.io/common-name": "web.example.test"}),
 	}
 }
 
@@ -150,7 +152,7 @@ func TestApplyRefusesBadInput(t *testing.T) {
 		{"bad name", bad(func(d *Desired) { d.Name = "Not_A_Name" }), ErrInvalid},
 		{"no certificate", bad(func(d *Desired) { d.CertName = "" }), ErrInvalid},
 		{"own label", bad(func(d *Desired) { d.Labels = map[string]string{LabelManagedBy: "me"} }), ErrInvalid},
-		{"own annotation", bad(func(d *Desired) { d.Annotations = map[string]string{AnnotationContentHash: "x"} }), ErrInvalid},
+		{"own annotation", bad(func(d *Desired) { d.Annotations = spec.NewAnnotations(map[string]string{AnnotationContentHash: "x"}) }), ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 
 	"certops.dev/certops/e2e/peer/kubepeer"
 	"certops.dev/certops/reconciler/kube"
+	"certops.dev/certops/spec"
 )
 
 // testCluster is a real apiserver plus an admin client to inspect it.
@@ -97,7 +98,7 @@ func certSecrets(cert string, namespaces ...string) []kube.Desired {
 				"ca.crt":  []byte("ca"),
 			},
 			Labels:      map[string]string{"team": "a"},
-			Annotations: map[string]string{"cert-manager.io/certificate-name": cert, "certops.dev/serial": "beef"},
+			Annotations: spec.NewAnnotations(map[string]string{"cert-manager.io/certificate-name": cert, "certops.dev/serial": "beef"}),
 		})
 	}
 	return out
@@ -183,7 +184,7 @@ func TestE2E(t *testing.T) {
 		}
 		d := want[0]
 		d.Labels = nil
-		d.Annotations = map[string]string{"cert-manager.io/certificate-name": "trim"}
+		d.Annotations = spec.NewAnnotations(map[string]string{"cert-manager.io/certificate-name": "trim"})
 		d.Data = maps.Clone(d.Data)
 		delete(d.Data, "ca.crt")
 		before := a.WriteCount(t, "secrets")
@@ -235,8 +236,8 @@ func TestE2E(t *testing.T) {
 				if diff := cmp.Diff(wantLabels, s.Labels); diff != "" {
 					t.Errorf("%s labels (-want +got):\n%s", d.Key(), diff)
 				}
-				wantAnn := maps.Clone(d.Annotations)
-				wantAnn[kube.AnnotationContentHash] = kube.ContentHash(corev1.SecretTypeTLS, d.Data, wantLabels, d.Annotations)
+				wantAnn := d.Annotations.Map()
+				wantAnn[kube.AnnotationContentHash] = kube.ContentHash(corev1.SecretTypeTLS, d.Data, wantLabels, d.Annotations.Map())
 				if diff := cmp.Diff(wantAnn, s.Annotations); diff != "" {
 					t.Errorf("%s annotations (-want +got):\n%s", d.Key(), diff)
 				}

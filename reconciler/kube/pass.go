@@ -13,9 +13,12 @@ import (
 // Apply takes it. certops' own labels are left out of Labels: Apply sets
 // them itself, from CertName (the certificate's name, a label value).
 func SecretFor(d reconciler.Desired) Desired {
-	labels := make(map[string]string, len(d.Labels))
+	var labels map[string]string // nil when there are none: one per Secret
 	for k, v := range d.Labels {
 		if k != LabelManagedBy && k != LabelCertificate {
+			if labels == nil {
+				labels = make(map[string]string, len(d.Labels))
+			}
 			labels[k] = v
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"certops.dev/certops/spec"
 )
 
 // lazy turns a Desired into one whose data comes from a counting loader,
@@ -177,7 +179,7 @@ func TestApplyRefusesBadSourceInput(t *testing.T) {
 	noData := desired("web", "x")
 	noData.Data = nil
 	own := desired("web", "x")
-	own.Annotations = map[string]string{AnnotationSourceBlob: "x"}
+	own.Annotations = spec.NewAnnotations(map[string]string{AnnotationSourceBlob: "x"})
 	for name, d := range map[string]Desired{"no data, no loader": noData, "own source annotation": own} {
 		t.Run(name, func(t *testing.T) {
 			rep, err := c.Apply(context.Background(), []Desired{d})
