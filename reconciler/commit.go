@@ -31,6 +31,9 @@ type batch struct {
 	counts map[string]int
 	events []Event
 	keys   []string // the issued certificates it writes
+	// issuerFiles are the files of backends (p.writes) it writes or finds
+	// already written.
+	issuerFiles []string
 	// observed are the files the observed cache already holds.
 	observed map[string]bool
 }
@@ -43,9 +46,9 @@ type batch struct {
 // planned is how many certificates the pass means to commit: commit
 // subjects number the batches out of what it plans. Group i+1 is encrypted
 // while group i is committed and pushed, which are mostly one core's work.
-// The last commit carries the issuer's own files (an ACME account key,
-// written by backends during issuance), re-keyed files, removals and the
-// kustomization.
+// The first commit after a backend writes a file of its own (an ACME
+// account key, during issuance) carries it; the last carries re-keyed
+// files, removals and the kustomization.
 //
 // A failed encryption leaves that certificate's file as it was. A failed
 // push keeps its commit for the next pass; the later batches are still
@@ -87,9 +90,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry, batches <-chan []string,
 		last := next == nil
 		b := &batch{files: map[string][]byte{}, counts: map[string]int{}, observed: map[string]bool{}}
 		p.addIssued(b, keys, encs)
-		if last {
-			p.addIssuerFiles(b)
-		}
+		p.addIssuerFiles(b)
 		for f := range b.files {
 			written[f] = true
 		}
@@ -103,7 +104,13 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry, batches <-chan []string,
 			}
 		}
 		if len(b.files) > 0 || len(b.remove) > 0 {
-			hash, changed, err := p.commitBatch(b, i, max(n, i+1))
+			// A pass of one commit numbers none; one whose certificates
+			// fail to issue may end below the batches it planned.
+			of := max(n, i+1)
+			if i == 0 && last {
+				of = 1
+			}
+			hash, changed, err := p.commitBatch(b, i, of)
 			if err != nil {
 				return errors.Join(pushErr, fmt.Errorf("committing: %w", err))
 			}
@@ -118,7 +125,7 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry, batches <-chan []string,
 					r.notify.pushed()
 					crashPoint("after-push")
 					r.log.Info("pushed", "commit", short(hash))
-					p.forgetPushed(b.keys, last)
+					p.forgetPushed(b.keys, b.issuerFiles)
 				}
 			}
 		}
@@ -181,15 +188,32 @@ func (p *pass) addIssued(b *batch, keys []string, encs []encrypted) {
 	}
 }
 
-// addIssuerFiles encrypts the files backends wrote (an ACME account key).
+// addIssuerFiles encrypts the files backends wrote (an ACME account key)
+// that no commit of this pass has carried yet, as they are now. A backend
+// writes its file before it issues anything, so the file goes with, or
+// before, the first certificate issued under that account.
 func (p *pass) addIssuerFiles(b *batch) {
-	for path, plain := range p.writes {
+	p.mu.Lock()
+	writes := maps.Clone(p.writes)
+	p.mu.Unlock()
+	for _, path := range slices.Sorted(maps.Keys(writes)) {
+		plain := writes[path]
+		if done, ok := p.writesCommitted[path]; ok && bytes.Equal(done, plain) {
+			continue
+		}
 		old, _ := fs.ReadFile(p.fsys, path)
 		enc, changed, err := p.r.o.Crypter.Update(p.fsys, path, old, plain)
 		if err != nil {
 			p.r.log.Error("encrypting issuer secret", "file", path, "error", err)
-			continue
+			continue // tried again with the next commit
 		}
+		if p.writesCommitted == nil {
+			p.writesCommitted = map[string][]byte{}
+		}
+		p.writesCommitted[path] = plain
+		// Its journal entry goes once this commit is pushed, even when
+		// Git already held the same (an entry left by a crash after a push).
+		b.issuerFiles = append(b.issuerFiles, path)
 		if changed {
 			b.files[path] = enc
 			b.lines = append(b.lines, "- store "+path)

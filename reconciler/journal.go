@@ -355,7 +355,7 @@ func (p *pass) sweepJournal(plan []spec.PlanEntry) {
 
 // forgetPushed deletes the entries of the certificates a pushed commit
 // carries.
-func (p *pass) forgetPushed(keys []string, issuerFiles bool) {
+func (p *pass) forgetPushed(keys []string, issuerFiles []string) {
 	j := p.r.journal
 	if j == nil {
 		return
@@ -365,10 +365,7 @@ func (p *pass) forgetPushed(keys []string, issuerFiles bool) {
 			p.r.log.Error("removing a journal entry", "cert", key, "error", err)
 		}
 	}
-	if !issuerFiles {
-		return
-	}
-	for file := range p.writes {
+	for _, file := range issuerFiles {
 		if err := os.Remove(j.secretPath(file)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			p.r.log.Error("removing a journalled issuer secret", "file", file, "error", err)
 		}

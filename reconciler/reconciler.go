@@ -378,6 +378,9 @@ type pass struct {
 	// encrypted (markFailed).
 	lateFailures map[string]error
 	writes       map[string][]byte // extra plaintext Secret files from backends
+	// writesCommitted are the writes a commit of this pass carries, as
+	// they were then; only commitAndPush's goroutine uses it.
+	writesCommitted map[string][]byte
 
 	backendsMu sync.Mutex
 	backends   map[string]backendResult // by issuer name, this pass

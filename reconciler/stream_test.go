@@ -3,9 +3,11 @@ package reconciler
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 
@@ -15,9 +17,32 @@ import (
 	"certops.dev/certops/spec"
 )
 
-// countingSource counts the Secret files committed so far.
+// streamRepo has n certificates, c00 to c<n-1>, in one file; the even ones
+// name issuer even, the odd ones odd. Issuer self is selfSigned, broken is
+// exec.
+func streamRepo(n int, even string, odd ...string) fstest.MapFS {
+	files := fstest.MapFS{
+		"issuers/self.yaml":   {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: self}\nspec: {selfSigned: {}}\n")},
+		"issuers/broken.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: broken}\nspec: {exec: {command: [x]}}\n")},
+	}
+	var b strings.Builder
+	for i := range n {
+		iss := even
+		if i%2 == 1 && len(odd) > 0 {
+			iss = odd[0]
+		}
+		fmt.Fprintf(&b, "---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: c%02d, namespace: team}\nspec: {dnsNames: [c%02d.example.com], privateKey: {algorithm: ECDSA}, issuerRef: {name: %s}}\n", i, i, iss)
+	}
+	files["certificates/team.yaml"] = &fstest.MapFile{Data: []byte(b.String())}
+	return files
+}
+
+// countingSource counts the Secret files committed so far; the commit
+// numbered failAt (from 1) fails.
+
 type countingSource struct {
 	*memSource
+	failAt    int
 	mu        sync.Mutex
 	committed int
 	subjects  []string
@@ -26,6 +51,10 @@ type countingSource struct {
 func (c *countingSource) Commit(ctx context.Context, ch gitsource.Change) (string, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.subjects)+1 == c.failAt {
+		c.failAt = 0
+		return "", false, errors.New("disk full")
+	}
 	for f := range ch.Files {
 		if !strings.HasSuffix(f, "kustomization.yaml") {
 			c.committed++
@@ -62,15 +91,7 @@ func (w *watchingSigner) SignSelf(ctx context.Context, req *issuer.Request, key 
 // one encrypting, one committing), not all of the pass.
 func TestIssuanceStreamsIntoCommits(t *testing.T) {
 	const n, batch = 40, 4
-	files := fstest.MapFS{
-		"issuers/self.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: self}\nspec: {selfSigned: {}}\n")},
-	}
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, "---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: c%02d, namespace: team}\nspec: {dnsNames: [c%02d.example.com], privateKey: {algorithm: ECDSA}, issuerRef: {name: self}}\n", i, i)
-	}
-	files["certificates/team.yaml"] = &fstest.MapFile{Data: []byte(b.String())}
-	src := &countingSource{memSource: &memSource{commits: []fstest.MapFS{files}, pushed: 1}}
+	src := &countingSource{memSource: &memSource{commits: []fstest.MapFS{streamRepo(n, "self")}, pushed: 1}}
 	ss, err := selfsigned.New(selfsigned.NewDefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -101,5 +122,84 @@ func TestIssuanceStreamsIntoCommits(t *testing.T) {
 	}
 	if most > 3*batch {
 		t.Errorf("issuance ran %d certificates ahead of the commits, want at most %d", most, 3*batch)
+	}
+}
+
+// TestOneCommitIsNotNumbered: a pass that plans two commits but makes one,
+// because half its certificates fail to issue, does not number it.
+func TestOneCommitIsNotNumbered(t *testing.T) {
+	src := &countingSource{memSource: &memSource{commits: []fstest.MapFS{streamRepo(4, "self", "broken")}, pushed: 1}}
+	rec, err := New(Options{Source: src, Crypter: plainCrypter{}, StateDir: t.TempDir(), CommitBatch: 2, Workers: 2,
+		Issuers: map[string]IssuerFactory{
+			"selfSigned": func(context.Context, *spec.Issuer, IssuerEnv) (issuer.Issuer, error) {
+				return selfsigned.New(selfsigned.NewDefaultConfig())
+			},
+			"exec": func(context.Context, *spec.Issuer, IssuerEnv) (issuer.Issuer, error) { return &failing{}, nil },
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := rec.Pass(t.Context(), false); rep.Failed() != 2 {
+		t.Fatalf("%d failed, want 2", rep.Failed())
+	}
+	if len(src.subjects) != 1 || src.subjects[0] != "certops: issue 2" {
+		t.Errorf("commits %q, want one, \"certops: issue 2\"", src.subjects)
+	}
+}
+
+// accountWriter is a self-signed backend that, like ACME registering an
+// account, writes a file of its own before its first certificate.
+type accountWriter struct {
+	*selfsigned.Issuer
+	env     IssuerEnv
+	written atomic.Bool
+}
+
+const accountFile = "secrets/certops-system/acme-account.yaml"
+
+func (w *accountWriter) SignSelf(ctx context.Context, req *issuer.Request, key crypto.Signer) (*issuer.Result, error) {
+	if w.written.CompareAndSwap(false, true) {
+		if err := w.env.WriteSecret(accountFile, []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: account, namespace: certops-system}\nstringData: {tls.key: x}\n")); err != nil {
+			return nil, err
+		}
+	}
+	return w.Issuer.SignSelf(ctx, req, key)
+}
+
+// TestIssuerFileGoesWithTheFirstCommitAfterIt: a backend's own file is
+// committed with the first batch after it is written, once, so a later
+// commit that fails cannot keep it out of Git.
+func TestIssuerFileGoesWithTheFirstCommitAfterIt(t *testing.T) {
+	src := &countingSource{memSource: &memSource{commits: []fstest.MapFS{streamRepo(12, "self")}, pushed: 1}, failAt: 2}
+	ss, err := selfsigned.New(selfsigned.NewDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := New(Options{Source: src, Crypter: plainCrypter{}, StateDir: t.TempDir(), CommitBatch: 4, Workers: 2,
+		Issuers: map[string]IssuerFactory{"selfSigned": func(_ context.Context, _ *spec.Issuer, env IssuerEnv) (issuer.Issuer, error) {
+			return &accountWriter{Issuer: ss, env: env}, nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := rec.Pass(t.Context(), false); !strings.Contains(rep.Error, "disk full") {
+		t.Fatalf("pass error %q, want the failed second commit", rep.Error)
+	}
+	commits := src.commits
+	if len(commits) != 2 {
+		t.Fatalf("%d commits, want the first batch's alone", len(commits)-1)
+	}
+	if _, ok := commits[1][accountFile]; !ok {
+		t.Errorf("the first commit lacks the backend's file")
+	}
+	// The next pass commits the rest, without the file again.
+	before := len(commits)
+	if rep := rec.Pass(t.Context(), false); rep.Error != "" || rep.Failed() > 0 {
+		t.Fatalf("second pass: %q, %d failed", rep.Error, rep.Failed())
+	}
+	for _, c := range src.commits[before:] {
+		if f, ok := c[accountFile]; ok && f != commits[1][accountFile] {
+			t.Errorf("a later commit rewrote the backend's file")
+		}
 	}
 }

@@ -55,10 +55,11 @@ type Repository struct {
 	redecoded map[string][]*decoder // by file, by document
 }
 
-// docRef is a document of a file, by its index.
+// docRef is a document of a file, by its index, and where it starts.
 type docRef struct {
-	file  string
-	index int
+	file      string
+	index     int
+	line, col int
 }
 
 // Certificate returns the certificate with the given key (namespace/name).
@@ -111,7 +112,7 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 					if r.docs == nil {
 						r.docs = map[any]docRef{}
 					}
-					r.docs[obj] = docRef{name, d.index}
+					r.docs[obj] = docRef{name, d.index, d.line, d.col}
 				}
 				switch o := obj.(type) {
 				case *Config:
@@ -329,8 +330,15 @@ func (r *Repository) problem(file string, n *yaml.Node, field, format string, ar
 
 // problemAt reports a problem on a decoded object's field.
 func (r *Repository) problemAt(obj any, field, format string, args ...any) {
-	d := r.decoderOf(obj)
 	p := Problem{Field: field, Message: fmt.Sprintf(format, args...)}
+	if ref, ok := r.docs[obj]; ok && field == "" {
+		// About the document as a whole (a broken certops.yaml holds
+		// every certificate): no need to decode it again.
+		p.File, p.Line, p.Column = ref.file, ref.line, ref.col
+		r.Problems = append(r.Problems, p)
+		return
+	}
+	d := r.decoderOf(obj)
 	if d != nil {
 		p.File = d.file
 		at := d.at(field)

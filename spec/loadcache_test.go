@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -63,5 +64,39 @@ func TestLoadCache(t *testing.T) {
 	}
 	if _, ok := cache.entries["certificates/bad.yaml"]; ok || len(cache.entries) != 4 {
 		t.Errorf("cache holds %d entries (bad.yaml: %v), want the 4 files of the tree", len(cache.entries), ok)
+	}
+}
+
+// TestLoadCacheHeldCertificatesAreNotReadAgain: while certops.yaml is
+// broken every certificate carries a problem about its whole document; a
+// cached certificate file is not read again to place it, and the
+// positions are those of an uncached Load.
+func TestLoadCacheHeldCertificatesAreNotReadAgain(t *testing.T) {
+	fsys := &hashFS{MapFS: fstest.MapFS{
+		"certops.yaml":    {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Config\nspec: {}\n")},
+		"issuers/ca.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: ca}\nspec: {selfSigned: {}}\n")},
+		"certificates/team.yaml": {Data: []byte("# two\n\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: a}\nspec: {dnsNames: [a.example.com], issuerRef: {name: ca}}\n" +
+			"---\n  apiVersion: certops.dev/v1alpha1\n  kind: Certificate\n  metadata: {name: b}\n  spec: {dnsNames: [b.example.com], issuerRef: {name: ca}}\n")},
+	}, reads: map[string]int{}}
+	var cache LoadCache
+	Load(fsys, LoadOptions{Cache: &cache})
+	fsys.MapFS["certops.yaml"] = &fstest.MapFile{Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Config\nspec: {output: {path: /abs}}\n")}
+	clear(fsys.reads)
+	got := Load(fsys, LoadOptions{Cache: &cache})
+	if want := map[string]int{"certops.yaml": 1}; !cmp.Equal(fsys.reads, want) {
+		t.Errorf("read %v, want %v", fsys.reads, want)
+	}
+	want := Load(fsys.MapFS, LoadOptions{})
+	if diff := cmp.Diff(want.Problems, got.Problems); diff != "" {
+		t.Errorf("problems (-uncached +cached):\n%s", diff)
+	}
+	held := 0
+	for _, p := range got.Problems {
+		if strings.HasPrefix(p.Message, "held:") {
+			held++
+		}
+	}
+	if held != 2 {
+		t.Errorf("%d certificates held, want 2: %v", held, got.Problems)
 	}
 }
