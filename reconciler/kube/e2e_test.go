@@ -399,12 +399,12 @@ func TestE2E(t *testing.T) {
 		a.namespaces(t, "prune-a", "prune-b", "prune-out")
 		ka, _ := newClusters(t, kube.ClusterConfig{Namespaces: []string{"prune-a", "prune-b"}, Prune: true})
 		outside, _ := newClusters(t, kube.ClusterConfig{Namespaces: []string{"prune-out"}})
-		if _, err := ka.Apply(ctx, append(certSecrets("keep", "prune-a", "prune-b"), certSecrets("gone", "prune-a", "prune-b")...)); err != nil {
+		if _, err := ka.Apply(ctx, append(certSecrets("keep", "prune-a", "prune-b"), certSecrets("stale", "prune-a", "prune-b")...)); err != nil {
 			t.Fatal(err)
 		}
 		// certops' Secret in a namespace this cluster config does not cover,
 		// and a Secret certops never wrote.
-		if _, err := outside.Apply(ctx, certSecrets("gone", "prune-out")); err != nil {
+		if _, err := outside.Apply(ctx, certSecrets("stale", "prune-out")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.admin.CoreV1().Secrets("prune-a").Create(ctx, &corev1.Secret{
@@ -413,12 +413,15 @@ func TestE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		// The certificate "gone" lost its prune-b target... and prune-a too:
+		// The certificate "stale" lost its prune-b target... and prune-a too:
 		// only "keep" is wanted.
 		keep := map[kube.Key]bool{}
 		for _, d := range certSecrets("keep", "prune-a", "prune-b") {
 			keep[d.Key()] = true
 		}
+		// One Secret per list request: Prune must follow the pages (the
+		// apiserver lists by name, keep-tls before stale-tls).
+		kube.SetListPage(t, 1)
 		rep, err := ka.Prune(ctx, keep)
 		if err != nil {
 			t.Fatal(err)
@@ -430,10 +433,10 @@ func TestE2E(t *testing.T) {
 			}
 		}
 		slices.Sort(deleted)
-		if diff := cmp.Diff([]string{"prune-a/gone-tls", "prune-b/gone-tls"}, deleted); diff != "" {
+		if diff := cmp.Diff([]string{"prune-a/stale-tls", "prune-b/stale-tls"}, deleted); diff != "" {
 			t.Errorf("deleted (-want +got):\n%s", diff)
 		}
-		for _, k := range []kube.Key{{"prune-a", "keep-tls"}, {"prune-b", "keep-tls"}, {"prune-out", "gone-tls"}, {"prune-a", "someone-elses"}} {
+		for _, k := range []kube.Key{{"prune-a", "keep-tls"}, {"prune-b", "keep-tls"}, {"prune-out", "stale-tls"}, {"prune-a", "someone-elses"}} {
 			a.secret(t, k.Namespace, k.Name)
 		}
 	})
