@@ -105,7 +105,10 @@ func Load(fsys fs.FS, opts LoadOptions) *Repository {
 			e := opts.Cache.loadFile(fsys, name, seen)
 			r.Problems = append(r.Problems, e.problems...)
 			for _, d := range e.docs {
-				obj := copyObject(d.obj)
+				obj := d.obj
+				if _, ok := obj.(*Certificate); !ok {
+					obj = copyObject(obj) // one Config and a few issuers
+				}
 				if d.dec != nil {
 					r.positions[obj] = d.dec // read-only once decoded
 				} else {

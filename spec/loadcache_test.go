@@ -37,15 +37,22 @@ func TestLoadCache(t *testing.T) {
 	if len(first.Certificates) != 2 {
 		t.Fatalf("loaded %d certificates, want 2", len(first.Certificates))
 	}
-	// What a caller does to its objects never reaches the cache.
-	first.Certificates[0].Metadata.Annotations["x"] = "changed by a caller"
-	first.Certificates[0].Spec.DNSNames[0] = "changed.example.com"
-	first.Certificates[0].Spec.PrivateKey.Size = 1
+	// Issuers and the Config are copies: what a caller does to them never
+	// reaches the cache. Certificates are shared, read-only, and no Load
+	// changes them.
 	first.Issuers["ca"].Metadata.Name = "changed"
+	first.Config.Spec.Output.Path = "changed"
+	before := copyObject(first.Certificates[0])
 
-	check("unchanged")
+	again := check("unchanged")
 	if len(fsys.reads) != 0 {
 		t.Errorf("an unchanged tree read %v, want nothing", fsys.reads)
+	}
+	if again.Certificates[0] != first.Certificates[0] {
+		t.Errorf("an unchanged file's certificate was copied, not shared")
+	}
+	if diff := cmp.Diff(before, again.Certificates[0]); diff != "" {
+		t.Errorf("a Load changed a shared certificate (-before +after):\n%s", diff)
 	}
 
 	// A changed file is decoded again; cross-file checks see the new set.
