@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -305,4 +307,35 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 	}
 	d.off += n
 	return rest[:n], nil
+}
+
+// idxReadFS reads pack index files through a buffer. go-git's index
+// decoder reads an index a few bytes at a time, a system call each, and it
+// reads every index of the cache again after each pack certops writes (a
+// pass that commits 20 batches read some 200): 3% of the CPU of a pass
+// that issues 10,000 certificates.
+type idxReadFS struct{ billy.Filesystem }
+
+func (f idxReadFS) Open(name string) (billy.File, error) {
+	file, err := f.Filesystem.Open(name)
+	if err != nil || !strings.HasSuffix(name, ".idx") {
+		return file, err
+	}
+	return &bufferedFile{File: file, r: bufio.NewReaderSize(file, 32<<10)}, nil
+}
+
+// bufferedFile reads a billy.File sequentially through r; it cannot seek.
+type bufferedFile struct {
+	billy.File
+	r *bufio.Reader
+}
+
+func (b *bufferedFile) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *bufferedFile) Seek(int64, int) (int64, error) {
+	return 0, errors.New("gitsource: a buffered index file cannot seek")
+}
+
+func (b *bufferedFile) ReadAt([]byte, int64) (int, error) {
+	return 0, errors.New("gitsource: a buffered index file reads only in order")
 }

@@ -206,7 +206,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	// and every object a push sends passes through it: after a large pass
 	// it held tens of MiB of encrypted blobs nobody reads again. Trees are
 	// cached decoded by treeFS, and a pass reads each blob once.
-	storage := filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(objectCacheSize), filesystem.Options{KeepDescriptors: true})
+	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, cache.NewObjectLRU(objectCacheSize), filesystem.Options{KeepDescriptors: true})
 	repo, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(storage, nil) // no work tree: a bare clone
