@@ -270,7 +270,8 @@ func doubleQuoted(s []byte) (any, bool) {
 // plainString reports whether yaml.v3 reads the plain scalar s as a
 // string, conservatively: anything that starts like a number, a date, a
 // boolean or null, or with an indicator, is left to the store, except the
-// dotted version numbers sops writes (3.13.3).
+// dotted version numbers sops writes (3.13.3) and the hexadecimal serial
+// numbers certops writes (5b0f3c1e2d).
 func plainString(s string) bool {
 	if s == "" {
 		return false
@@ -280,7 +281,7 @@ func plainString(s string) bool {
 		return false
 	}
 	if s[0] >= '0' && s[0] <= '9' {
-		return dottedVersion(s)
+		return dottedVersion(s) || digitsAndLetters(s)
 	}
 	switch strings.ToLower(s) {
 	case "y", "yes", "n", "no", "true", "false", "on", "off", "null":
@@ -299,6 +300,28 @@ func printableASCII(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// digitsAndLetters matches ASCII digits and letters, one of them a letter
+// other than e, without a 0x, 0o or 0b prefix: not an integer (base 10 or
+// prefixed), not a float (digits with an exponent, or inf and nan, which
+// start with a letter) and not a date (which has dashes).
+func digitsAndLetters(s string) bool {
+	if len(s) > 1 && s[0] == '0' && strings.ContainsRune("xXoObB", rune(s[1])) {
+		return false
+	}
+	letter := false
+	for _, c := range []byte(s) {
+		switch {
+		case c >= '0' && c <= '9':
+		case c == 'e' || c == 'E':
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			letter = true
+		default:
+			return false
+		}
+	}
+	return letter
 }
 
 // dottedVersion matches digits and at least two dots (1.2.3), which is

@@ -41,6 +41,7 @@ var trickyStrings = []string{
 	strings.Repeat("x", 300), "ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]",
 	"^(data|stringData)$", "{braces}", "[brackets]", "%percent", "@at", "`tick", ".dot", "+plus",
 	"key:colon", "|pipe", ">gt", "?q", "back\\slash", "nul\x00", "bell\a", "<<", "=", "-----BEGIN X-----\nabc\n-----END X-----\n",
+	"5b0f3c1e2d", "1e5", "1E5", "7e3f", "7E3F", "0x1f", "0b1", "0B1", "0o7", "0O7", "00b", "0a", "12abc", "1d", "9", "1_000", "6E", "1e", "1e+5", "1.5e3x",
 }
 
 func TestLoadFastMatchesStoreOnEmittedFiles(t *testing.T) {
@@ -107,8 +108,10 @@ metadata:
     app.kubernetes.io/managed-by: certops
   annotations:
     cert-manager.io/alt-names: '*.web.example.com,web.example.com'
+    cert-manager.io/common-name: ""
     cert-manager.io/subject-organizations: Example Org, Inc.
     certops.dev/not-after: "2027-02-25T12:00:00Z"
+    certops.dev/serial: 5b0f3c1e2d
 type: kubernetes.io/tls
 stringData:
   tls.crt: |
@@ -148,6 +151,7 @@ func FuzzLoadFast(f *testing.F) {
 // reads.
 var fastLoadSeeds = []string{
 	"a: b\n",
+	"a: 5b0f3c1e2d\n", "a: 0b101\n", "a: 0x1f\n", "a: 1e10\n", "a: 7E3F\n", "a: 0o17\n", "5b: 0a\n",
 	"a: b",
 	"a: b # comment\n",
 	"# head\na: b\n",
