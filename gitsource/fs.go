@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -315,6 +316,17 @@ func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
 // pass that commits 20 batches read some 200): 3% of the CPU of a pass
 // that issues 10,000 certificates.
 type idxReadFS struct{ billy.Filesystem }
+
+// Chmod and Capabilities are the wrapped filesystem's: go-git asks for
+// billy.Chmod to make what it writes read-only, as git does.
+func (f idxReadFS) Chmod(name string, mode os.FileMode) error {
+	if c, ok := f.Filesystem.(billy.Chmod); ok {
+		return c.Chmod(name, mode)
+	}
+	return errors.New("gitsource: chmod is not supported")
+}
+
+func (f idxReadFS) Capabilities() billy.Capability { return billy.Capabilities(f.Filesystem) }
 
 func (f idxReadFS) Open(name string) (billy.File, error) {
 	file, err := f.Filesystem.Open(name)

@@ -697,3 +697,27 @@ func TestPushSendsHeldPacks(t *testing.T) {
 	}
 	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
 }
+
+// TestFetchedPacksAreReadOnly: go-git makes the packs it fetches read-only,
+// as git does, through the cache's filesystem (which reads pack indexes
+// through a buffer and must pass Chmod on).
+func TestFetchedPacksAreReadOnly(t *testing.T) {
+	g := startGit(t, peer.GitOptions{}, map[string]string{"a": "1"})
+	r := open(t, gitsource.Options{URL: g.URL("http", "repo.git")})
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	packs, err := filepath.Glob(filepath.Join(r.GitDir(), "objects", "pack", "*.pack"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no pack fetched (%v)", err)
+	}
+	for _, p := range packs {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o222 != 0 {
+			t.Errorf("%s is %v, want read-only", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+}

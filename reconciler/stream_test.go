@@ -134,7 +134,7 @@ func TestOneCommitIsNotNumbered(t *testing.T) {
 			"selfSigned": func(context.Context, *spec.Issuer, IssuerEnv) (issuer.Issuer, error) {
 				return selfsigned.New(selfsigned.NewDefaultConfig())
 			},
-			"exec": func(context.Context, *spec.Issuer, IssuerEnv) (issuer.Issuer, error) { return &failing{}, nil },
+			"exec": func(context.Context, *spec.Issuer, IssuerEnv) (issuer.Issuer, error) { return alwaysFails{}, nil },
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -202,4 +202,12 @@ func TestIssuerFileGoesWithTheFirstCommitAfterIt(t *testing.T) {
 			t.Errorf("a later commit rewrote the backend's file")
 		}
 	}
+}
+
+// alwaysFails is an issuer whose every request fails transiently; unlike
+// failing, it counts nothing, so several workers may share it.
+type alwaysFails struct{}
+
+func (alwaysFails) Sign(context.Context, *issuer.Request) (*issuer.Result, error) {
+	return nil, issuer.Transient(errors.New("ca unavailable"))
 }
