@@ -345,6 +345,11 @@ func (p *pass) buildBackend(ctx context.Context, iss *spec.Issuer) (issuer.Issue
 		env.CA = kp
 	}
 	if cacheable {
+		// It outlives this pass: an account key it registers later is
+		// read from, and committed with, the pass running then.
+		r := p.r
+		env.ReadSecret = func(path string) (map[string][]byte, error) { return r.current.Load().readSecret(path) }
+		env.WriteSecret = func(path string, manifest []byte) error { return r.current.Load().writeSecret(path, manifest) }
 		p.r.mu.Lock()
 		b := p.r.backends[cacheKey]
 		p.r.mu.Unlock()

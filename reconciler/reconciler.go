@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"certops.dev/certops/gitsource"
@@ -172,8 +173,11 @@ type Reconciler struct {
 	seenHead string
 	rulesSum string                   // hash of the .sops.yaml files at the last re-key check
 	backends map[string]issuer.Issuer // cached long-lived backends (acme, vault)
-	verified map[string]string        // Secret file → content hash last verified (verify.go); pass goroutine only
-	journal  *journal                 // order journal; nil keeps none
+	// current is the pass running now: the long-lived backends read and
+	// write Secret files through it, not through the pass that built them.
+	current  atomic.Pointer[pass]
+	verified map[string]string // Secret file → content hash last verified (verify.go); pass goroutine only
+	journal  *journal          // order journal; nil keeps none
 	notify   *notifier
 	// observedCache spares re-reading unchanged Secret files' metadata at
 	// each new commit (10,000 of them take seconds).
@@ -340,6 +344,7 @@ func (r *Reconciler) pass(ctx context.Context, force bool, rep *Report) error {
 	}
 	p := &pass{r: r, ctx: ctx, now: now, fsys: fsys, config: newReadCache(fsys), rep: rep, commit: commit,
 		issued: map[string]*issued{}, writes: map[string][]byte{}}
+	r.current.Store(p)
 	if err := p.run(); err != nil {
 		return err
 	}

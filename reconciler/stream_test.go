@@ -211,3 +211,50 @@ type alwaysFails struct{}
 func (alwaysFails) Sign(context.Context, *issuer.Request) (*issuer.Result, error) {
 	return nil, issuer.Transient(errors.New("ca unavailable"))
 }
+
+// TestLongLivedBackendWritesThroughTheCurrentPass: a backend kept from
+// one pass to the next (vault, acme) reads and writes Secret files through
+// the pass running now. Built in the first pass, it writes its own file
+// in the second; that pass commits it.
+func TestLongLivedBackendWritesThroughTheCurrentPass(t *testing.T) {
+	files := streamRepo(1, "self")
+	files["issuers/vault.yaml"] = &fstest.MapFile{Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: vault}\n" +
+		"spec: {vault: {server: \"https://vault.example.com:8200\", path: pki/sign/x, auth: {token: {env: VAULT_TOKEN}}}}\n")}
+	files["certificates/v.yaml"] = &fstest.MapFile{Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: v1, namespace: team}\n" +
+		"spec: {dnsNames: [v1.example.com], privateKey: {algorithm: ECDSA}, issuerRef: {name: vault}}\n")}
+	src := &countingSource{memSource: &memSource{commits: []fstest.MapFS{files}, pushed: 1}}
+	ss, err := selfsigned.New(selfsigned.NewDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var built atomic.Int32
+	var w *accountWriter
+	rec, err := New(Options{Source: src, Crypter: plainCrypter{}, StateDir: t.TempDir(),
+		Issuers: map[string]IssuerFactory{
+			"selfSigned": func(context.Context, *spec.Issuer, IssuerEnv) (issuer.Issuer, error) { return ss, nil },
+			"vault": func(_ context.Context, _ *spec.Issuer, env IssuerEnv) (issuer.Issuer, error) {
+				built.Add(1)
+				w = &accountWriter{Issuer: ss, env: env}
+				w.written.Store(true) // nothing to write in the first pass
+				return w, nil
+			},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := rec.Pass(t.Context(), false); rep.Error != "" || rep.Failed() > 0 {
+		t.Fatalf("first pass: %q, %d failed", rep.Error, rep.Failed())
+	}
+	// The second pass renews v1 with the same backend, which now writes.
+	w.written.Store(false)
+	src.edit(map[string]string{"certificates/v.yaml": strings.Replace(string(files["certificates/v.yaml"].Data), "name: v1,", "name: v1, annotations: {certops.dev/renew: \"1\"},", 1)})
+	if rep := rec.Pass(t.Context(), false); rep.Error != "" || rep.Failed() > 0 {
+		t.Fatalf("second pass: %q, %d failed", rep.Error, rep.Failed())
+	}
+	if built.Load() != 1 {
+		t.Fatalf("the vault backend was built %d times, want once", built.Load())
+	}
+	if _, ok := src.commits[len(src.commits)-1][accountFile]; !ok {
+		t.Errorf("the file the backend wrote in the second pass is in no commit")
+	}
+}
