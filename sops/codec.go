@@ -3,7 +3,9 @@ package sops
 import (
 	"bytes"
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -28,6 +30,7 @@ import (
 	"github.com/getsops/sops/v3/shamir"
 	"github.com/getsops/sops/v3/stores"
 	sopsyaml "github.com/getsops/sops/v3/stores/yaml"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // yamlIndent is the indentation of written files: two spaces, the
@@ -639,20 +642,25 @@ func (c *Codec) openTree(ciphertext []byte) (gosops.Tree, error) {
 }
 
 // ageOpen decrypts an armored age file holding a data key or a share of
-// one (at most 1 KiB). age.DecryptReaderAt authenticates the payload's
-// final chunk as it opens the file and reads with one chunk buffer;
-// age.Decrypt's stream reader takes two of 64 KiB each, which were half of
-// all the bytes allocated in decrypting a Secret for a cluster.
+// one (at most 1 KiB). age unwraps the file key and checks the header's
+// MAC (age.DecryptHeader); a payload of one chunk, which a data key always
+// is, is then opened here. age's own readers allocate a 64 KiB chunk
+// buffer for it (two, for age.Decrypt), which was most of the bytes
+// allocated in decrypting a Secret for a cluster and drove its collector.
+// Anything else goes through age.DecryptReaderAt.
 func ageOpen(armored string, ids []age.Identity) ([]byte, error) {
 	bin, err := io.ReadAll(io.LimitReader(armor.NewReader(strings.NewReader(armored)), 64<<10))
 	if err != nil {
 		return nil, err
 	}
+	if out, ok, err := ageOpenChunk(bin, ids); ok {
+		return out, err
+	}
 	r, size, err := age.DecryptReaderAt(bytes.NewReader(bin), int64(len(bin)), ids...)
 	if err != nil {
 		return nil, err
 	}
-	if size > 1024 {
+	if size > maxDataKeySize {
 		return nil, fmt.Errorf("age payload of %d bytes is not a data key", size)
 	}
 	out := make([]byte, size)
@@ -664,6 +672,47 @@ func ageOpen(armored string, ids []age.Identity) ([]byte, error) {
 		return nil, fmt.Errorf("age payload: read %d of %d bytes", n, size)
 	}
 	return out, nil
+}
+
+// maxDataKeySize bounds an age payload that holds a data key or a share.
+const maxDataKeySize = 1024
+
+// ageOpenChunk opens an age file (bin, binary) whose payload is one final
+// STREAM chunk of at most maxDataKeySize bytes, as the age specification
+// (C2SP age) defines it: after the header, a 16-byte nonce; the payload
+// key is HKDF-SHA-256 of the file key with that nonce as salt and
+// "payload" as info; the chunk is ChaCha20-Poly1305 with a nonce of eleven
+// zero bytes (chunk 0) and a last-chunk flag of 1. ok is false when bin is
+// not such a file; ageOpen then leaves it to age.
+func ageOpenChunk(bin []byte, ids []age.Identity) (out []byte, ok bool, err error) {
+	hdr, err := age.ExtractHeader(bytes.NewReader(bin))
+	if err != nil || !bytes.HasPrefix(bin, hdr) {
+		return nil, false, nil
+	}
+	payload := bin[len(hdr):]
+	const nonceSize = 16
+	if len(payload) < nonceSize+chacha20poly1305.Overhead || len(payload) > nonceSize+maxDataKeySize+chacha20poly1305.Overhead {
+		return nil, false, nil
+	}
+	fileKey, err := age.DecryptHeader(hdr, ids...)
+	if err != nil {
+		return nil, true, err
+	}
+	key, err := hkdf.Key(sha256.New, fileKey, payload[:nonceSize], "payload", chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, true, err
+	}
+	aead, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, true, err
+	}
+	var nonce [chacha20poly1305.NonceSize]byte
+	nonce[len(nonce)-1] = 1 // the last chunk
+	out, err = aead.Open(nil, nonce[:], payload[nonceSize:], nil)
+	if err != nil {
+		return nil, true, errors.New("age payload: failed to decrypt and authenticate the final chunk")
+	}
+	return out, true, nil
 }
 
 // dataKey recovers the data key with the codec's age identities only, never
