@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -130,4 +133,40 @@ func FuzzRESTConfigFromKubeconfig(f *testing.F) {
 			t.Errorf("error quotes the kubeconfig: %v", err)
 		}
 	})
+}
+
+// TestClusterAsksForUncompressedResponses: certops' requests do not
+// accept gzip, whatever the kubeconfig says.
+func TestClusterAsksForUncompressedResponses(t *testing.T) {
+	var mu sync.Mutex
+	var encodings []string
+	// TLS, as every real API server: client-go gives plain HTTP its
+	// default transport, which compression settings do not reach.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		encodings = append(encodings, r.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"SecretList","items":[]}`))
+	}))
+	defer srv.Close()
+	c, err := NewCluster("dev", ClusterConfig{REST: &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}},
+		Namespaces: []string{"web"}, Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.meta = nil // the typed client's list
+	if _, err := c.Prune(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(encodings) == 0 {
+		t.Fatal("no request reached the server")
+	}
+	for _, e := range encodings {
+		if strings.Contains(e, "gzip") {
+			t.Errorf("a request accepts %q", e)
+		}
+	}
 }
