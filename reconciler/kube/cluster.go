@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,8 +113,11 @@ func NewCluster(name string, cfg ClusterConfig) (*Cluster, error) {
 	// which for certops means lists of Secrets: keys and certificates,
 	// which gzip shrinks by little. In a pass that found 10,000 Secrets
 	// unchanged, compressing them was a quarter of the API server's CPU,
-	// and inflating them a seventh of certops'.
+	// and inflating them a seventh of certops'. DisableCompression does
+	// not reach client-go's shared default transport (a server that needs
+	// no TLS settings of its own), so every request also says so itself.
 	rc.DisableCompression = true
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return identityEncoding{rt} })
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kube: cluster %s: client: %w", name, err)
@@ -246,4 +250,16 @@ func (c *Cluster) Ping(ctx context.Context) (string, error) {
 		return "", &ClusterError{Cluster: c.name, Op: "get version", Err: err}
 	}
 	return v.GitVersion, nil
+}
+
+// identityEncoding asks for responses without content encoding; Go's
+// transport then asks for no gzip either.
+type identityEncoding struct{ rt http.RoundTripper }
+
+func (t identityEncoding) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Accept-Encoding") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Accept-Encoding", "identity")
+	}
+	return t.rt.RoundTrip(r)
 }

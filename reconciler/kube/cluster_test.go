@@ -136,37 +136,50 @@ func FuzzRESTConfigFromKubeconfig(f *testing.F) {
 }
 
 // TestClusterAsksForUncompressedResponses: certops' requests do not
-// accept gzip, whatever the kubeconfig says.
+// accept gzip, through the metadata and the typed client, whether
+// client-go gives the server its shared default transport (no TLS
+// settings of its own) or a transport of its own (here, TLS).
 func TestClusterAsksForUncompressedResponses(t *testing.T) {
-	var mu sync.Mutex
-	var encodings []string
-	// TLS, as every real API server: client-go gives plain HTTP its
-	// default transport, which compression settings do not reach.
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		encodings = append(encodings, r.Header.Get("Accept-Encoding"))
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"SecretList","items":[]}`))
-	}))
-	defer srv.Close()
-	c, err := NewCluster("dev", ClusterConfig{REST: &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}},
-		Namespaces: []string{"web"}, Prune: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.meta = nil // the typed client's list
-	if _, err := c.Prune(t.Context(), nil); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(encodings) == 0 {
-		t.Fatal("no request reached the server")
-	}
-	for _, e := range encodings {
-		if strings.Contains(e, "gzip") {
-			t.Errorf("a request accepts %q", e)
+	for _, tls := range []bool{false, true} {
+		var mu sync.Mutex
+		var encodings []string
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			encodings = append(encodings, r.Header.Get("Accept-Encoding"))
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			if strings.Contains(r.Header.Get("Accept"), "PartialObjectMetadataList") {
+				_, _ = w.Write([]byte(`{"apiVersion":"meta.k8s.io/v1","kind":"PartialObjectMetadataList","items":[]}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"SecretList","items":[]}`))
+		})
+		srv := httptest.NewServer(h)
+		rc := &rest.Config{Host: srv.URL, BearerToken: "token"}
+		if tls {
+			srv.Close()
+			srv = httptest.NewTLSServer(h)
+			rc = &rest.Config{Host: srv.URL, BearerToken: "token", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+		}
+		c, err := NewCluster("dev", ClusterConfig{REST: rc, Namespaces: []string{"web"}, Prune: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Prune(t.Context(), nil); err != nil { // the metadata client
+			t.Fatal(err)
+		}
+		c.meta = nil
+		if _, err := c.Prune(t.Context(), nil); err != nil { // the typed client
+			t.Fatal(err)
+		}
+		srv.Close()
+		if len(encodings) != 2 {
+			t.Fatalf("TLS %v: %d requests reached the server, want 2", tls, len(encodings))
+		}
+		for _, e := range encodings {
+			if strings.Contains(e, "gzip") {
+				t.Errorf("TLS %v: a request accepts %q", tls, e)
+			}
 		}
 	}
 }
