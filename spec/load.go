@@ -365,11 +365,10 @@ func (r *Repository) decoderOf(obj any) *decoder {
 	}
 	decs, ok := r.redecoded[ref.file]
 	if !ok {
-		scratch := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
-		docs, _ := scratch.readDocuments(r.fsys, ref.file)
-		decs = make([]*decoder, len(docs))
-		for i, doc := range docs {
-			if o := scratch.decodeDocument(ref.file, doc); o != nil {
+		scratch, _, objs := decodeFile(r.fsys, ref.file)
+		decs = make([]*decoder, len(objs))
+		for i, o := range objs {
+			if o != nil {
 				decs[i] = scratch.positions[o]
 			}
 		}

@@ -62,28 +62,44 @@ func (c *LoadCache) loadFile(fsys fs.FS, name string, seen map[string]loadedFile
 			return e
 		}
 	}
-	// Decode on a scratch Repository so the file's problems are its own.
-	scratch := &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
+	scratch, docs, objs := decodeFile(fsys, name)
 	e := loadedFile{hash: hash}
-	if docs, ok := scratch.readDocuments(fsys, name); ok {
-		for i, doc := range docs {
-			if obj := scratch.decodeDocument(name, doc); obj != nil {
-				d := loadedDoc{obj: obj, dec: scratch.positions[obj], index: i, line: doc.Line, col: doc.Column}
-				if _, ok := obj.(*Certificate); ok {
-					d.dec = nil
-				}
-				if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-					d.line, d.col = doc.Content[0].Line, doc.Content[0].Column
-				}
-				e.docs = append(e.docs, d)
-			}
+	for i, obj := range objs {
+		if obj == nil {
+			continue
 		}
+		doc := docs[i]
+		d := loadedDoc{obj: obj, dec: scratch.positions[obj], index: i, line: doc.Line, col: doc.Column}
+		if _, ok := obj.(*Certificate); ok {
+			d.dec = nil
+		}
+		if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+			d.line, d.col = doc.Content[0].Line, doc.Content[0].Column
+		}
+		e.docs = append(e.docs, d)
 	}
 	e.problems = scratch.Problems
 	if hash != "" {
 		seen[name] = e
 	}
 	return e
+}
+
+// decodeFile decodes each document of file name on a scratch Repository,
+// so that the file's problems are its own: scratch holds them and each
+// object's field positions. objs[i] is the object of docs[i], nil when it
+// did not decode.
+func decodeFile(fsys fs.FS, name string) (scratch *Repository, docs []*yaml.Node, objs []any) {
+	scratch = &Repository{Issuers: map[string]*Issuer{}, positions: map[any]*decoder{}}
+	docs, ok := scratch.readDocuments(fsys, name)
+	if !ok {
+		return scratch, nil, nil
+	}
+	objs = make([]any, len(docs))
+	for i, doc := range docs {
+		objs[i] = scratch.decodeDocument(name, doc)
+	}
+	return scratch, docs, objs
 }
 
 // keep replaces the cache's entries with those of the tree just loaded.
