@@ -113,10 +113,10 @@ func NewCluster(name string, cfg ClusterConfig) (*Cluster, error) {
 	// which for certops means lists of Secrets: keys and certificates,
 	// which gzip shrinks by little. In a pass that found 10,000 Secrets
 	// unchanged, compressing them was a quarter of the API server's CPU,
-	// and inflating them a seventh of certops'. DisableCompression does
-	// not reach client-go's shared default transport (a server that needs
-	// no TLS settings of its own), so every request also says so itself.
-	rc.DisableCompression = true
+	// and inflating them a seventh of certops'. Every request says so
+	// itself: rest.Config.DisableCompression does not reach client-go's
+	// shared default transport (a server that needs no TLS settings of its
+	// own).
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return identityEncoding{rt} })
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
