@@ -65,7 +65,6 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 			mu.Lock()
 		}
 	}
-	workers := make(chan struct{}, p.r.o.Workers)
 	perIssuer := map[string]chan struct{}{}
 	for name, iss := range p.repo.Issuers {
 		if iss.Spec.MaxConcurrent > 0 {
@@ -73,32 +72,26 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 		}
 	}
 	for _, level := range levels {
-		var wg sync.WaitGroup
-		for _, c := range level {
-			d := decisions[c.Key()]
-			wg.Go(func() {
-				workers <- struct{}{}
-				defer func() { <-workers }()
-				ahead <- struct{}{}
-				res := func() CertResult {
-					if sem := perIssuer[c.Spec.IssuerRef.Name]; sem != nil {
-						sem <- struct{}{}
-						defer func() { <-sem }()
-					}
-					return p.issueOne(c, d)
-				}()
-				mu.Lock()
-				defer mu.Unlock()
-				results = append(results, res)
-				if res.Error != "" {
-					<-ahead
-					return
+		forEach(len(level), p.r.o.Workers, func(i int) {
+			c := level[i]
+			ahead <- struct{}{}
+			res := func() CertResult {
+				if sem := perIssuer[c.Spec.IssuerRef.Name]; sem != nil {
+					sem <- struct{}{}
+					defer func() { <-sem }()
 				}
-				pending = append(pending, res.Name)
-				hand(false)
-			})
-		}
-		wg.Wait()
+				return p.issueOne(c, decisions[c.Key()])
+			}()
+			mu.Lock()
+			defer mu.Unlock()
+			results = append(results, res)
+			if res.Error != "" {
+				<-ahead
+				return
+			}
+			pending = append(pending, res.Name)
+			hand(false)
+		})
 	}
 	mu.Lock()
 	hand(true)

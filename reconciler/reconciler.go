@@ -513,3 +513,25 @@ func (p *pass) nextDue() time.Time {
 	}
 	return next
 }
+
+// forEach calls fn(i) for every i in [0, n) on at most workers goroutines
+// and returns when all calls have. A goroutine per item would do the same
+// with less code, but 10,000 of them, mostly waiting for a turn, hold
+// their descriptors and stacks for the whole pass, and the descriptors
+// for the life of the process.
+func forEach(n, workers int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}

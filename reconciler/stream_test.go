@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,8 @@ type watchingSigner struct {
 	mu     sync.Mutex
 	signed int
 	ahead  []int // signed - committed, at each signature
+	// goroutines is the most the process had at a signature.
+	goroutines int
 }
 
 func (w *watchingSigner) SignSelf(ctx context.Context, req *issuer.Request, key crypto.Signer) (*issuer.Result, error) {
@@ -81,6 +84,7 @@ func (w *watchingSigner) SignSelf(ctx context.Context, req *issuer.Request, key 
 	w.mu.Lock()
 	w.signed++
 	w.ahead = append(w.ahead, w.signed-committed)
+	w.goroutines = max(w.goroutines, runtime.NumGoroutine())
 	w.mu.Unlock()
 	return w.Issuer.SignSelf(ctx, req, key)
 }
@@ -88,7 +92,8 @@ func (w *watchingSigner) SignSelf(ctx context.Context, req *issuer.Request, key 
 // TestIssuanceStreamsIntoCommits: a pass larger than CommitBatch commits
 // each batch while the next certificates are issued, and issuance runs at
 // most a batch ahead of the commits (three batches in memory: one issuing,
-// one encrypting, one committing), not all of the pass.
+// one encrypting, one committing), not all of the pass. Nor does it start a
+// goroutine per certificate.
 func TestIssuanceStreamsIntoCommits(t *testing.T) {
 	const n, batch = 40, 4
 	src := &countingSource{memSource: &memSource{commits: []fstest.MapFS{streamRepo(n, "self")}, pushed: 1}}
@@ -102,9 +107,13 @@ func TestIssuanceStreamsIntoCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := runtime.NumGoroutine()
 	rep := rec.Pass(t.Context(), false)
 	if rep.Error != "" || rep.Failed() > 0 || len(rep.Problems) > 0 {
 		t.Fatalf("pass: error %q, problems %v", rep.Error, rep.Problems)
+	}
+	if started := w.goroutines - before; started > n/2 {
+		t.Errorf("%d goroutines started for %d certificates and 3 workers", started, n)
 	}
 	if src.committed != n || len(src.subjects) != n/batch {
 		t.Fatalf("%d Secret files in %d commits, want %d in %d", src.committed, len(src.subjects), n, n/batch)

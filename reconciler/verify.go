@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"certops.dev/certops/gitsource"
@@ -226,24 +225,18 @@ func (p *pass) verify(entries []spec.PlanEntry) []spec.PlanEntry {
 	}
 
 	// Decrypt concurrently, bounded like issuance.
-	sem := make(chan struct{}, r.o.Workers)
-	var wg sync.WaitGroup
-	for _, ck := range todo {
+	forEach(len(todo), r.o.Workers, func(i int) {
+		ck := todo[i]
 		if ck.readEr != nil {
-			continue
+			return
 		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			plain, err := r.o.Crypter.Decrypt(ck.file, ck.ct)
-			if err != nil {
-				ck.readEr = err
-				return
-			}
-			ck.sd, ck.sdErr = parseSecret(ck.file, plain)
-		})
-	}
-	wg.Wait()
+		plain, err := r.o.Crypter.Decrypt(ck.file, ck.ct)
+		if err != nil {
+			ck.readEr = err
+			return
+		}
+		ck.sd, ck.sdErr = parseSecret(ck.file, plain)
+	})
 
 	// Decide in CA order, so that a CA adopted here can vouch for the
 	// leaves adopted after it.
