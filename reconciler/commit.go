@@ -177,7 +177,9 @@ func (p *pass) addIssued(b *batch, keys []string, encs []encrypted) {
 		notAfter := it.leaf.notAfter.UTC().Format(time.RFC3339)
 		b.lines = append(b.lines, fmt.Sprintf("- %s %s (%s): serial %s, not after %s, issuer %s",
 			action, key, it.reason, serial, notAfter, it.cert.Spec.IssuerRef.Name))
-		b.events = append(b.events, p.committedEvent(it))
+		if p.r.notify.enabled() {
+			b.events = append(b.events, p.committedEvent(it))
+		}
 		b.msg.Trailers = append(b.msg.Trailers,
 			gitsource.Trailer{Key: "Certificate", Value: key},
 			gitsource.Trailer{Key: "Serial", Value: serial},
@@ -238,7 +240,9 @@ func (p *pass) addRemovals(b *batch, removals []spec.PlanEntry) {
 		b.remove = append(b.remove, e.File)
 		b.counts["remove"]++
 		b.lines = append(b.lines, fmt.Sprintf("- remove %s (%s): its spec is gone", e.Name, spec.ReasonDeleted))
-		b.events = append(b.events, p.removedEvent(e))
+		if p.r.notify.enabled() {
+			b.events = append(b.events, p.removedEvent(e))
+		}
 		b.msg.Trailers = append(b.msg.Trailers,
 			gitsource.Trailer{Key: "Certificate", Value: e.Name},
 			gitsource.Trailer{Key: "Reason", Value: string(spec.ReasonDeleted)})

@@ -202,8 +202,16 @@ func (n *notifier) close(ctx context.Context) error {
 	return err
 }
 
+// enabled reports whether any Notifier is configured. Without one, events
+// are not built or kept: a pass of 10,000 issuances would hold 10,000 of
+// them until its end for nothing.
+func (n *notifier) enabled() bool { return len(n.sinks) > 0 }
+
 // hold keeps the events of a commit that is not pushed yet.
 func (n *notifier) hold(events []Event) {
+	if !n.enabled() {
+		return
+	}
 	n.mu.Lock()
 	n.held = append(n.held, events...)
 	n.mu.Unlock()
@@ -219,6 +227,9 @@ func (n *notifier) pushed() {
 
 // add makes events ready to send at the end of the pass.
 func (n *notifier) add(events ...Event) {
+	if !n.enabled() {
+		return
+	}
 	n.mu.Lock()
 	n.ready = append(n.ready, events...)
 	n.mu.Unlock()

@@ -314,3 +314,36 @@ func TestNotifyCloseGivesUp(t *testing.T) {
 		}
 	})
 }
+
+// TestNoNotifierKeepsNoEvents: without a Notifier, a pass that issues and
+// one whose push fails keep no events: they would only be dropped at the
+// end of the pass, after being held through it.
+func TestNoNotifierKeepsNoEvents(t *testing.T) {
+	src := &pushFails{memSource: &memSource{commits: []fstest.MapFS{{
+		"issuers/self.yaml":     {Data: []byte(selfRepoIssuer)},
+		"certificates/web.yaml": {Data: []byte(fmt.Sprintf(selfRepoCert, "a.example.com"))},
+	}}, pushed: 1}, fail: true}
+	r, err := New(Options{Source: src, Crypter: plainCrypter{}, Issuers: selfFactories()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	held := func() int {
+		r.notify.mu.Lock()
+		defer r.notify.mu.Unlock()
+		return len(r.notify.held) + len(r.notify.ready)
+	}
+	var events int
+	if rep := r.Pass(ctx, true); rep.Error == "" {
+		t.Fatalf("pass with a failing push: no error")
+	}
+	events += held()
+	src.fail = false
+	if rep := r.Pass(ctx, true); rep.Error != "" {
+		t.Fatalf("second pass: %s", rep.Error)
+	}
+	events += held()
+	if events != 0 {
+		t.Errorf("%d events kept without a Notifier", events)
+	}
+}
