@@ -202,11 +202,8 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	// and closes a pack for every object read, which dominates reading a
 	// 10,000-file tree.
 	//
-	// The object cache is small. go-git's default keeps 96 MiB of objects,
-	// and every object a push sends passes through it: after a large pass
-	// it held tens of MiB of encrypted blobs nobody reads again. Trees are
-	// cached decoded by treeFS, and a pass reads each blob once.
-	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, cache.NewObjectLRU(objectCacheSize), filesystem.Options{KeepDescriptors: true})
+	// The object cache is small (objectCache).
+	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, newObjectCache(), filesystem.Options{KeepDescriptors: true})
 	repo, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(storage, nil) // no work tree: a bare clone
@@ -1004,8 +1001,48 @@ func (r *Repo) sleep(ctx context.Context, n int) error {
 	}
 }
 
-// objectCacheSize bounds go-git's object cache for a Repo.
-const objectCacheSize = 8 * cache.MiByte
+// objectCache is go-git's object cache for a Repo: an LRU of blobs of
+// blobCacheSize and one of the other objects of objectCacheSize.
+//
+// go-git's default keeps 96 MiB of objects of any type, and every object a
+// push sends passes through it: after a large pass it held tens of MiB of
+// encrypted blobs nobody reads again. Trees are cached decoded by treeFS,
+// and a pass reads each blob once, so blobs are cached only for what go-git
+// needs them for: the base of a delta read just after it. Commits and
+// trees, read again when certops builds on them, keep their own budget, so
+// that a pass reading 10,000 blobs does not push them out.
+type objectCache struct {
+	blobs, other *cache.ObjectLRU
+}
+
+const (
+	objectCacheSize = 8 * cache.MiByte
+	blobCacheSize   = 1 * cache.MiByte
+)
+
+func newObjectCache() *objectCache {
+	return &objectCache{blobs: cache.NewObjectLRU(blobCacheSize), other: cache.NewObjectLRU(objectCacheSize)}
+}
+
+func (c *objectCache) Put(o plumbing.EncodedObject) {
+	if o.Type() == plumbing.BlobObject {
+		c.blobs.Put(o)
+		return
+	}
+	c.other.Put(o)
+}
+
+func (c *objectCache) Get(h plumbing.Hash) (plumbing.EncodedObject, bool) {
+	if o, ok := c.blobs.Get(h); ok {
+		return o, true
+	}
+	return c.other.Get(h)
+}
+
+func (c *objectCache) Clear() {
+	c.blobs.Clear()
+	c.other.Clear()
+}
 
 // noDeltas turns delta compression off for the packs this cache pushes
 // (pack.window 0 in its config). What certops pushes is almost all new
