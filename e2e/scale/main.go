@@ -84,7 +84,11 @@ func main() {
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file, and one per phase to this file with -<N>-<phase number> before its extension")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
 	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 leaves it at the default 100")
+	memProfileRate := flag.Int("memprofilerate", 0, "with -heapprofile, sample one allocation per this many bytes (runtime.MemProfileRate; default 512 KiB); a few KiB attribute the heap exactly but slow the run")
 	flag.Parse()
+	if *memProfileRate > 0 {
+		runtime.MemProfileRate = *memProfileRate
+	}
 	if *memLimit > 0 {
 		debug.SetMemoryLimit(int64(*memLimit) << 20)
 	}
