@@ -1001,47 +1001,50 @@ func (r *Repo) sleep(ctx context.Context, n int) error {
 	}
 }
 
-// objectCache is go-git's object cache for a Repo: an LRU of blobs of
-// blobCacheSize and one of the other objects of objectCacheSize.
+// objectCache is go-git's object cache for a Repo: an LRU of trees of
+// treeCacheSize and one of every other object of restCacheSize.
 //
 // go-git's default keeps 96 MiB of objects of any type, and every object a
 // push sends passes through it: after a large pass it held tens of MiB of
-// encrypted blobs nobody reads again. Trees are cached decoded by treeFS,
-// and a pass reads each blob once, so blobs are cached only for what go-git
-// needs them for: the base of a delta read just after it. Commits and
-// trees, read again when certops builds on them, keep their own budget, so
-// that a pass reading 10,000 blobs does not push them out.
+// encrypted blobs nobody reads again. A pass reads each blob once (treeFS
+// keeps decoded trees), and a commit is read again only to list the
+// commits not pushed yet: blobs and commits are cached only for what go-git
+// needs them for, the base of a delta read just after it. Commits are large
+// here, with a line and trailers per certificate: in one shared LRU, those
+// of a pass of 10,000 filled it for good. Trees, read again whenever
+// certops builds a commit on another, have their own budget, so that a
+// pass reading 10,000 blobs does not push them out.
 type objectCache struct {
-	blobs, other *cache.ObjectLRU
+	trees, rest *cache.ObjectLRU
 }
 
 const (
-	objectCacheSize = 8 * cache.MiByte
-	blobCacheSize   = 1 * cache.MiByte
+	treeCacheSize = 4 * cache.MiByte
+	restCacheSize = 1 * cache.MiByte
 )
 
 func newObjectCache() *objectCache {
-	return &objectCache{blobs: cache.NewObjectLRU(blobCacheSize), other: cache.NewObjectLRU(objectCacheSize)}
+	return &objectCache{trees: cache.NewObjectLRU(treeCacheSize), rest: cache.NewObjectLRU(restCacheSize)}
 }
 
 func (c *objectCache) Put(o plumbing.EncodedObject) {
-	if o.Type() == plumbing.BlobObject {
-		c.blobs.Put(o)
+	if o.Type() == plumbing.TreeObject {
+		c.trees.Put(o)
 		return
 	}
-	c.other.Put(o)
+	c.rest.Put(o)
 }
 
 func (c *objectCache) Get(h plumbing.Hash) (plumbing.EncodedObject, bool) {
-	if o, ok := c.blobs.Get(h); ok {
+	if o, ok := c.rest.Get(h); ok {
 		return o, true
 	}
-	return c.other.Get(h)
+	return c.trees.Get(h)
 }
 
 func (c *objectCache) Clear() {
-	c.blobs.Clear()
-	c.other.Clear()
+	c.trees.Clear()
+	c.rest.Clear()
 }
 
 // noDeltas turns delta compression off for the packs this cache pushes
