@@ -18,6 +18,10 @@ import (
 	"certops.dev/certops/spec"
 )
 
+// errNoPass is what a long-lived backend's ReadSecret and WriteSecret
+// return outside a pass: there is no commit to read or write then.
+var errNoPass = errors.New("reconciler: no pass is running")
+
 // maxLevels bounds CA chains issued in one pass (root → intermediate →
 // leaf is 3); deeper chains finish over several passes.
 const maxLevels = 4
@@ -341,8 +345,20 @@ func (p *pass) buildBackend(ctx context.Context, iss *spec.Issuer) (issuer.Issue
 		// It outlives this pass: an account key it registers later is
 		// read from, and committed with, the pass running then.
 		r := p.r
-		env.ReadSecret = func(path string) (map[string][]byte, error) { return r.current.Load().readSecret(path) }
-		env.WriteSecret = func(path string, manifest []byte) error { return r.current.Load().writeSecret(path, manifest) }
+		env.ReadSecret = func(path string) (map[string][]byte, error) {
+			cur := r.current.Load()
+			if cur == nil {
+				return nil, errNoPass
+			}
+			return cur.readSecret(path)
+		}
+		env.WriteSecret = func(path string, manifest []byte) error {
+			cur := r.current.Load()
+			if cur == nil {
+				return errNoPass
+			}
+			return cur.writeSecret(path, manifest)
+		}
 		p.r.mu.Lock()
 		b := p.r.backends[cacheKey]
 		p.r.mu.Unlock()

@@ -345,6 +345,8 @@ func (r *Reconciler) pass(ctx context.Context, force bool, rep *Report) error {
 	p := &pass{r: r, ctx: ctx, now: now, fsys: fsys, config: newReadCache(fsys), rep: rep, commit: commit,
 		issued: map[string]*issued{}, writes: map[string][]byte{}}
 	r.current.Store(p)
+	// Not kept between passes: it holds what the pass issued and read.
+	defer r.current.CompareAndSwap(p, nil)
 	if err := p.run(); err != nil {
 		return err
 	}

@@ -115,6 +115,9 @@ func TestIssuanceStreamsIntoCommits(t *testing.T) {
 	if started := w.goroutines - before; started > n/2 {
 		t.Errorf("%d goroutines started for %d certificates and 3 workers", started, n)
 	}
+	if rec.current.Load() != nil {
+		t.Errorf("the pass is kept after it ended, with all it issued")
+	}
 	if src.committed != n || len(src.subjects) != n/batch {
 		t.Fatalf("%d Secret files in %d commits, want %d in %d", src.committed, len(src.subjects), n, n/batch)
 	}
