@@ -33,14 +33,7 @@ func watchHeap(file string, stop <-chan struct{}) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	var peak, phasePeak, phaseCycle uint64
 	var phase string
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
+	every(50*time.Millisecond, stop, func() {
 		metrics.Read(sample)
 		live, cycle := sample[0].Value.Uint64(), sample[1].Value.Uint64()
 		if p := heapPhase.Load(); p != nil && *p != phase {
@@ -57,6 +50,20 @@ func watchHeap(file string, stop <-chan struct{}) {
 		if live > peak+peak/10 {
 			peak = live
 			writeHeapProfile(file)
+		}
+	})
+}
+
+// every calls fn every d until stop is closed.
+func every(d time.Duration, stop <-chan struct{}, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			fn()
 		}
 	}
 }

@@ -81,7 +81,7 @@ func main() {
 	floorN := flag.Int("floor-n", 400, "certificates used to measure the crypto floor")
 	flag.StringVar(&profilePhase, "cpuprofile-phase", "", "write a CPU profile of the phases whose name starts with this (e.g. \"no-op\") to scale-<N>.pprof")
 	flag.IntVar(&apiserverProfileSeconds, "apiserver-profile-seconds", 20, "with -cpuprofile-phase, also profile the kube-apiserver for the first this many seconds of those phases, into scale-<N>-apiserver.pprof")
-	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file, and one per phase to this file with -<N>-<phase number> before its extension")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file, one per phase to this file with -<N>-<phase number> before its extension, and one of what the reconciler keeps between passes, after a collection at the end of each N, with -<N>-kept")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
 	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 leaves it at the default 100")
 	memProfileRate := flag.Int("memprofilerate", 0, "with -heapprofile, sample one allocation per this many bytes (runtime.MemProfileRate; default 512 KiB); a few KiB attribute the heap exactly but slow the run")
@@ -95,6 +95,10 @@ func main() {
 	if *gcPercent > 0 {
 		debug.SetGCPercent(*gcPercent)
 	}
+	rssStop := make(chan struct{})
+	go watchRSS(rssStop)
+	baseAnon, baseFile := residentKiB()
+	heapFile = *heapProfile
 	if *heapProfile != "" {
 		stop := make(chan struct{})
 		defer close(stop)
@@ -151,6 +155,8 @@ func main() {
 		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.3f\t%s\t%s\t%.0f\t%s\t\n", n, r.Phase, r.Seconds, r.CPUSeconds, r.PeerCPUSeconds, per, writes, r.PeakRSSMiB, ratio)
 	}
 	check(tw.Flush())
+	close(rssStop)
+	fmt.Printf("resident at start: %.0f MiB anonymous + %.0f MiB file-backed\n%s\n", float64(baseAnon)/1024, float64(baseFile)/1024, &peakMem)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rows, "", "  ")
 		check(os.WriteFile(*jsonOut, b, 0o644))
@@ -400,10 +406,17 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 	if writes != 0 {
 		log.Printf("► %d unchanged apply: %d Secret writes, want 0", n, writes)
 	}
+	if heapFile != "" {
+		runtime.GC()
+		ext := filepath.Ext(heapFile)
+		writeHeapProfile(fmt.Sprintf("%s-%d-kept%s", strings.TrimSuffix(heapFile, ext), n, ext))
+		runtime.KeepAlive(rec)
+	}
 	return rows, writes == 0
 }
 
 var (
+	heapFile                string
 	profilePhase            string
 	apiserverProfileSeconds int
 )
