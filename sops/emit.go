@@ -26,6 +26,9 @@ func emitPlain(branches gosops.TreeBranches) ([]byte, error) {
 			return newStore().EmitPlainFile(branches)
 		}
 	}
+	if out, ok := emitFast(branches); ok {
+		return out, nil
+	}
 	var buf bytes.Buffer
 	e := yaml.NewEncoder(&buf)
 	e.SetIndent(yamlIndent)
@@ -89,7 +92,9 @@ func valueNode(v any) *yaml.Node {
 		}
 		return n
 	case string:
-		if utf8.ValidString(v) {
+		// The store writes "<<" as a merge key (!!merge <<); Node.Encode
+		// below does the same.
+		if utf8.ValidString(v) && v != "<<" {
 			return stringNode(v)
 		}
 	}

@@ -46,26 +46,11 @@ var trickyStrings = []string{
 
 func TestLoadFastMatchesStoreOnEmittedFiles(t *testing.T) {
 	for _, v := range trickyStrings {
-		doc := gosops.TreeBranch{
-			{Key: "apiVersion", Value: "v1"},
-			{Key: "kind", Value: "Secret"},
-			{Key: "metadata", Value: gosops.TreeBranch{
-				{Key: "name", Value: "x"},
-				{Key: "annotations", Value: gosops.TreeBranch{{Key: "certops.dev/v", Value: v}, {Key: "after", Value: "z"}}},
-			}},
-			{Key: "stringData", Value: gosops.TreeBranch{{Key: "value", Value: v}}},
-			{Key: "sops", Value: gosops.TreeBranch{
-				{Key: "age", Value: []any{
-					gosops.TreeBranch{{Key: "enc", Value: v}, {Key: "recipient", Value: "age1x"}},
-					gosops.TreeBranch{{Key: "enc", Value: "second\n"}, {Key: "recipient", Value: v}},
-				}},
-				{Key: "version", Value: "3.13.3"},
-			}},
+		doc := secretTree(v, false)
+		if v != "" && !strings.Contains(v, "\n") && !plainScalar(v) { // secretTree has the others as keys
+			doc[0] = append(doc[0], gosops.TreeItem{Key: v, Value: "as a key"})
 		}
-		if v != "" && !strings.ContainsAny(v, "\n") {
-			doc = append(doc, gosops.TreeItem{Key: v, Value: "as a key"})
-		}
-		out, err := emitPlain(gosops.TreeBranches{doc})
+		out, err := emitPlain(doc)
 		if err != nil {
 			t.Fatalf("%q: %v", v, err)
 		}
@@ -84,22 +69,8 @@ func TestLoadFastMatchesStoreOnHandWrittenFiles(t *testing.T) {
 	}
 }
 
-// The layout certops writes takes the fast path: without this the
-// shortcut could silently stop applying.
-func TestLoadFastTakesCertopsFiles(t *testing.T) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := NewTrust([]string{id.Recipient().String()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Options{Trust: trust, Identities: Identities{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := []byte(`apiVersion: v1
+// certopsSecret is a Secret as certops writes it, before encryption.
+const certopsSecret = `apiVersion: v1
 kind: Secret
 metadata:
   name: web
@@ -119,12 +90,45 @@ stringData:
     placeholder
     -----END CERTIFICATE-----
   tls.key: not a key
-`)
+`
+
+// The layout certops writes takes the fast paths, loadFast and emitFast:
+// without this the shortcuts could silently stop applying.
+
+func mustLoad(t *testing.T, in []byte) gosops.TreeBranches {
+	t.Helper()
+	b, err := newStore().LoadPlainFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestLoadFastTakesCertopsFiles(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := NewTrust([]string{id.Recipient().String()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Trust: trust, Identities: Identities{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte(certopsSecret)
 	repo := fstest.MapFS{".sops.yaml": &fstest.MapFile{Data: []byte(
 		"creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + id.Recipient().String() + "\n")}}
 	enc, err := c.Encrypt(repo, "secrets/web.yaml", plain)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := emitFast(mustLoad(t, enc)); !ok {
+		t.Errorf("emitFast declined an encrypted Secret as certops writes it")
+	}
+	if _, ok := emitFast(mustLoad(t, plain)); !ok {
+		t.Errorf("emitFast declined a Secret as certops writes it")
 	}
 	if !sameAsStore(t, enc) {
 		t.Errorf("an encrypted Secret as certops writes it does not take the fast path:\n%s", enc)
