@@ -11,7 +11,7 @@ import (
 // for keys of every length (their length prefix takes one to three
 // bytes), and files with the same keys share one copy of them.
 func TestAnnotationsIsAMap(t *testing.T) {
-	m := map[string]string{"": "empty key", "a": "1", "certops.dev/serial": "beef", strings.Repeat("k", 200): "long", strings.Repeat("x", 20000): "longer"}
+	m := map[string]string{"": "empty key", "a": "1", "certops.dev/serial": "beef", strings.Repeat("k", 200): "long", strings.Repeat("x", 20000): "longer", "v": strings.Repeat("v", 300), "w": ""}
 	a := NewAnnotations(m)
 	if a.Len() != len(m) || !maps.Equal(a.Map(), m) {
 		t.Fatalf("Map() = %v, want %v", a.Map(), m)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unique"
 
 	yamlv3 "go.yaml.in/yaml/v3"
 )
@@ -190,7 +189,7 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		return nil, fmt.Errorf("spec: %s: expected kind Secret, got %q", file, m.Kind)
 	}
 	o := &Observed{File: file, Name: m.Metadata.Name, Namespace: m.Metadata.Namespace,
-		Annotations: NewAnnotations(sharedIn(m.Metadata.Annotations))}
+		Annotations: NewAnnotations(m.Metadata.Annotations)}
 	var err error
 	parse := func(key string) time.Time {
 		v, ok := o.Annotations.Lookup(key)
@@ -208,26 +207,6 @@ func ReadObserved(file string, data []byte) (*Observed, error) {
 		return nil, err
 	}
 	return o, nil
-}
-
-// sharedValues are the annotations whose values repeat across a
-// repository's Secret files: a few issuers.
-var sharedValues = map[string]bool{
-	AnnotationIssuer: true, AnnotationIssuerType: true,
-	CMIssuerName: true, CMIssuerKind: true, CMIssuerGroup: true,
-}
-
-// sharedIn shares, through package unique, the values of m that repeat
-// across a repository's Secret files (sharedValues), rather than hold one
-// copy per file. (unique may drop its copy once nothing holds it; a later
-// file then makes a new one.)
-func sharedIn(m map[string]string) map[string]string {
-	for k, v := range m {
-		if sharedValues[k] {
-			m[k] = unique.Make(v).Value()
-		}
-	}
-	return m
 }
 
 // secretHead returns data up to its first top-level data, stringData or
