@@ -412,8 +412,11 @@ func (p *pass) run() error {
 	// adoption of committed keypairs, files that cannot be read (verify.go).
 	entries = p.verify(entries)
 	var due []*spec.Certificate
-	reasons := map[string]spec.Decision{}
+	reasons := make(map[string]spec.Decision, len(entries))
 	var removals []spec.PlanEntry
+	// One result per certificate, kept as the last report: sized once,
+	// not grown through copies of 10,000.
+	p.rep.Results = slices.Grow(p.rep.Results, len(entries))
 	for _, e := range entries {
 		if e.Decision.Action == spec.ActionRemove {
 			removals = append(removals, e)
