@@ -121,7 +121,7 @@ func secretTree(v string, scalars bool) gosops.TreeBranches {
 // silently stop applying.
 func TestEmitFastIsTheStoresOutput(t *testing.T) {
 	values := append(append([]string{}, emitCases...), trickyStrings...)
-	values = append(values, "2026-13-45T10:00:00Z", "0123", "09", "99999999999999999999999", "---x", "...x",
+	values = append(values, "2026-13-45T10:00:00Z", "0123", "09", "99999999999999999999999", strings.Repeat("9", 309), "1"+strings.Repeat("0", 308), "0"+strings.Repeat("9", 400), "---x", "...x",
 		"a:", "a: ", "a#b", "a #b", "it's", strings.Repeat("k", 129), "two\nlines", "two\nlines\n", "x\n\n", "x \ny", "x\n y\n")
 	fast := 0
 	for _, v := range values {

@@ -152,7 +152,8 @@ func (e *fastEmitter) scalar(v any, indent int, block bool) bool {
 }
 
 // plainScalar reports whether yaml.v3 writes the string s plain in a block
-// context: it reads back as a string (plainString), it is printable ASCII
+// context: it reads back as a string (plainString, which also refuses the
+// document markers --- and ...), it is printable ASCII
 // on one line without leading or trailing space, and it holds neither ": "
 // nor " #" nor ends with a colon, which would make it a key or a comment.
 func plainScalar(s string) bool {
@@ -165,15 +166,15 @@ func plainScalar(s string) bool {
 			return false
 		}
 	}
-	// "---" and "..." at the start would read as document markers.
-	return !strings.HasPrefix(s, "---") && !strings.HasPrefix(s, "...")
+	return true
 }
 
 // quotedScalar reports whether yaml.v3 writes the string s double-quoted
 // with no escapes: because it would otherwise read as another type, and
-// it is one of the shapes known to: empty, a decimal integer, an RFC 3339
-// time in UTC as certops and sops write them, or a boolean or null of YAML
-// 1.1 or 1.2 (emitPlain quotes the YAML 1.1 ones itself).
+// it is one of the shapes known to: empty, a decimal number within
+// float64's range, an RFC 3339 time in UTC as certops and sops write them,
+// or a boolean or null of YAML 1.1 or 1.2 (emitPlain quotes the YAML 1.1
+// ones itself).
 func quotedScalar(s string) bool {
 	if isOldBool(s) {
 		return true
@@ -189,7 +190,12 @@ func quotedScalar(s string) bool {
 	for i := 0; i < len(s); i++ {
 		digits = digits && s[i] >= '0' && s[i] <= '9'
 	}
-	return digits || utcTime(s)
+	if digits {
+		// A number past float64's range reads as a string, written plain.
+		_, err := strconv.ParseFloat(s, 64)
+		return err == nil
+	}
+	return utcTime(s)
 }
 
 // wildcard reports whether s is a wildcard DNS name, or a list of names
