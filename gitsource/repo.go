@@ -202,8 +202,12 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	// and closes a pack for every object read, which dominates reading a
 	// 10,000-file tree.
 	//
-	// The object cache is small (objectCache).
-	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, newObjectCache(), filesystem.Options{KeepDescriptors: true})
+	// The object cache is small (objectCache). An object larger than
+	// largeObjectSize is streamed from its pack rather than read whole and
+	// cached: certops' own commits (readCommitHead reads only their
+	// headers) and the odd large file.
+	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, newObjectCache(),
+		filesystem.Options{KeepDescriptors: true, LargeObjectThreshold: largeObjectSize})
 	repo, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(storage, nil) // no work tree: a bare clone
@@ -567,7 +571,7 @@ func (r *Repo) rebase(onto plumbing.Hash) error {
 }
 
 // pending lists the local commits not yet on the remote, oldest first.
-func (r *Repo) pending() ([]*object.Commit, error) {
+func (r *Repo) pending() ([]commitHead, error) {
 	head, err := r.ref(refLocal)
 	if err != nil || head.IsZero() {
 		return nil, err
@@ -576,17 +580,17 @@ func (r *Repo) pending() ([]*object.Commit, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*object.Commit
+	var out []commitHead
 	for h := head; h != base; {
-		c, err := object.GetCommit(r.repo.Storer, h)
+		c, err := readCommitHead(r.repo.Storer, h)
 		if err != nil {
 			return nil, fmt.Errorf("local commit %s: %w", h, err)
 		}
 		out = append(out, c)
-		if len(c.ParentHashes) != 1 {
+		if len(c.parents) != 1 {
 			return nil, fmt.Errorf("local commit %s does not descend from %s", h, base)
 		}
-		h = c.ParentHashes[0]
+		h = c.parents[0]
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
@@ -721,7 +725,7 @@ func (r *Repo) Commit(ctx context.Context, change Change) (hash string, changed 
 // commitOn writes a commit with parent and the given changes; it returns
 // parent itself when the tree would not change.
 func (r *Repo) commitOn(parent plumbing.Hash, files map[string][]byte, remove []string, msg string, author Identity, when time.Time) (plumbing.Hash, error) {
-	pc, err := object.GetCommit(r.repo.Storer, parent)
+	pc, err := readCommitHead(r.repo.Storer, parent)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -730,7 +734,7 @@ func (r *Repo) commitOn(parent plumbing.Hash, files map[string][]byte, remove []
 		return plumbing.ZeroHash, err
 	}
 	b := newTreeBuilder(r.repo.Storer)
-	tree, nonEmpty, err := b.apply(pc.TreeHash, changes, "")
+	tree, nonEmpty, err := b.apply(pc.tree, changes, "")
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -739,7 +743,7 @@ func (r *Repo) commitOn(parent plumbing.Hash, files map[string][]byte, remove []
 			return plumbing.ZeroHash, err
 		}
 	}
-	if tree == pc.TreeHash {
+	if tree == pc.tree {
 		return parent, nil
 	}
 	c := &object.Commit{
@@ -780,9 +784,13 @@ func (r *Repo) commitOn(parent plumbing.Hash, files map[string][]byte, remove []
 // reapply recreates each pending commit's change (its diff to its parent)
 // on top of onto, oldest first, and returns the new head. A commit whose
 // change is already in place is dropped.
-func (r *Repo) reapply(onto plumbing.Hash, pending []*object.Commit) (plumbing.Hash, error) {
+func (r *Repo) reapply(onto plumbing.Hash, pending []commitHead) (plumbing.Hash, error) {
 	head := onto
-	for _, c := range pending {
+	for _, p := range pending {
+		c, err := object.GetCommit(r.repo.Storer, p.hash)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("re-apply %s: %w", p.hash, err)
+		}
 		files, remove, err := r.changeOf(c)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("re-apply %s: %w", c.Hash, err)
@@ -927,10 +935,10 @@ func (r *Repo) Push(ctx context.Context) error {
 // held and the remote's target is still at their base, it sends those
 // packs as they are ("held"); otherwise go-git walks the history to find
 // and pack what the remote lacks ("walked").
-func (r *Repo) push(ctx context.Context, pending []*object.Commit, head plumbing.Hash) (string, error) {
+func (r *Repo) push(ctx context.Context, pending []commitHead, head plumbing.Hash) (string, error) {
 	hashes := make([]plumbing.Hash, len(pending))
 	for i, c := range pending {
-		hashes[i] = c.Hash
+		hashes[i] = c.hash
 	}
 	if packs := r.packs.keepOnly(hashes); packs != nil {
 		pack, release, err := readPacks(r.storage.Filesystem(), packs)
@@ -940,7 +948,7 @@ func (r *Repo) push(ctx context.Context, pending []*object.Commit, head plumbing
 			r.log.Debug("held packs unreadable; walking instead", "error", err)
 			r.packs.keepOnly(nil)
 		} else {
-			err = r.sendPack(ctx, pending[0].ParentHashes[0], head, pack)
+			err = r.sendPack(ctx, pending[0].parents[0], head, pack)
 			release()
 			if !errors.Is(err, errRemoteNotAtBase) {
 				return "held", err
@@ -959,12 +967,12 @@ func (r *Repo) push(ctx context.Context, pending []*object.Commit, head plumbing
 }
 
 // contains reports whether h is the base of pending or one of its commits.
-func (r *Repo) contains(pending []*object.Commit, h plumbing.Hash) bool {
+func (r *Repo) contains(pending []commitHead, h plumbing.Hash) bool {
 	if base, err := r.ref(refBase); err == nil && base == h {
 		return true
 	}
 	for _, c := range pending {
-		if c.Hash == h {
+		if c.hash == h {
 			return true
 		}
 	}
@@ -1019,8 +1027,9 @@ type objectCache struct {
 }
 
 const (
-	treeCacheSize = 4 * cache.MiByte
-	restCacheSize = 1 * cache.MiByte
+	largeObjectSize = 64 << 10
+	treeCacheSize   = 4 * cache.MiByte
+	restCacheSize   = 1 * cache.MiByte
 )
 
 func newObjectCache() *objectCache {

@@ -721,3 +721,44 @@ func TestFetchedPacksAreReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeCommitIsPushed: a commit whose message is larger than what the
+// cache reads whole (a batch of certificates, with its trailers) is
+// counted, built upon and pushed; only its headers are read for that.
+func TestLargeCommitIsPushed(t *testing.T) {
+	g := startGit(t, peer.GitOptions{}, map[string]string{"keep": "k"})
+	r := open(t, gitsource.Options{URL: g.URL("http", "repo.git")})
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var trailers []gitsource.Trailer
+	for i := range 3000 {
+		trailers = append(trailers, gitsource.Trailer{Key: "Certificate", Value: fmt.Sprintf("team/c%d", i)},
+			gitsource.Trailer{Key: "Serial", Value: fmt.Sprintf("%032x", i)})
+	}
+	if _, _, err := r.Commit(ctx, gitsource.Change{Files: map[string][]byte{"a.enc": []byte("a")},
+		Message: gitsource.Message{Subject: "large", Trailers: trailers}}); err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := r.Commit(ctx, gitsource.Change{Files: map[string][]byte{"b.enc": []byte("b")}, Message: gitsource.Message{Subject: "on top"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Pending(); n != 2 || err != nil {
+		t.Fatalf("Pending = %d, %v; want 2", n, err)
+	}
+	if err := r.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Head(t, "repo.git", "main"); got != head {
+		t.Fatalf("remote main = %s, want %s", got, head)
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	clone := g.Clone(t, "repo.git", "main")
+	if got := g.Run(t, clone, "log", "--format=%s"); got != "on top\nlarge\nSeed files" {
+		t.Errorf("remote log = %q", got)
+	}
+	if got := g.Run(t, clone, "log", "-1", "--format=%(trailers:key=Serial,valueonly)", "HEAD~1"); strings.Count(got, "\n") != 2999 {
+		t.Errorf("the large commit has %d Serial trailers, want 3000", strings.Count(got, "\n")+1)
+	}
+}
