@@ -62,7 +62,14 @@ type encodedPack struct {
 
 // encodePack returns a version 2 packfile holding objs whole (no deltas).
 func encodePack(objs []plumbing.EncodedObject) (*encodedPack, error) {
-	buf := bytes.NewBuffer(appendPackHeader(nil, uint32(len(objs))))
+	// Sized for the objects as they are: encrypted files barely compress,
+	// and a buffer grown by doubling would reach twice the pack, through
+	// copies of it, for each batch of a large pass.
+	size := packHeaderLen + packTrailerLen
+	for _, o := range objs {
+		size += binary.MaxVarintLen64 + int(o.Size()) + 16
+	}
+	buf := bytes.NewBuffer(appendPackHeader(make([]byte, 0, size), uint32(len(objs))))
 	zw, _ := zlib.NewWriterLevel(buf, zlib.BestSpeed)
 	entries := make([]packEntry, len(objs))
 	var hdr [binary.MaxVarintLen64]byte
