@@ -23,8 +23,7 @@ type commitHead struct {
 }
 
 // readCommitHead reads the header lines of commit h, up to the blank line
-// that ends them. With the storage's large-object threshold, a large
-// commit is streamed from its pack, so its message is never inflated.
+// that ends them; the message is never decoded.
 func readCommitHead(s storer.EncodedObjectStorer, h plumbing.Hash) (commitHead, error) {
 	o, err := s.EncodedObject(plumbing.CommitObject, h)
 	if err != nil {

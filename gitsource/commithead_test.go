@@ -16,8 +16,8 @@ import (
 
 // TestReadCommitHeadIsGoGits: readCommitHead finds the tree and parents
 // go-git decodes, for commits with and without a message, with several
-// parents, with a signature longer than its buffer, and large enough to
-// be streamed from the store.
+// parents, with a signature longer than its buffer, and with a message
+// of 180 KB.
 func TestReadCommitHeadIsGoGits(t *testing.T) {
 	sig := object.Signature{Name: "a", Email: "a@example.test", When: time.Unix(1700000000, 0)}
 	h := func(i int) plumbing.Hash { return plumbing.NewHash(fmt.Sprintf("%040x", i)) }
@@ -31,9 +31,8 @@ func TestReadCommitHeadIsGoGits(t *testing.T) {
 			Message: "large\n\n" + strings.Repeat("Certificate: team/c\nSerial: 0123456789abcdef\n", 4000)},
 	}
 	stores := map[string]storer.EncodedObjectStorer{
-		"memory": memory.NewStorage(),
-		"filesystem": filesystem.NewStorageWithOptions(osfs.New(t.TempDir()), newObjectCache(),
-			filesystem.Options{LargeObjectThreshold: largeObjectSize}),
+		"memory":     memory.NewStorage(),
+		"filesystem": filesystem.NewStorageWithOptions(osfs.New(t.TempDir()), newObjectCache(), filesystem.Options{}),
 	}
 	for name, s := range stores {
 		for i, c := range commits {

@@ -202,12 +202,12 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	// and closes a pack for every object read, which dominates reading a
 	// 10,000-file tree.
 	//
-	// The object cache is small (objectCache). An object larger than
-	// largeObjectSize is streamed from its pack rather than read whole and
-	// cached: certops' own commits (readCommitHead reads only their
-	// headers) and the odd large file.
-	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, newObjectCache(),
-		filesystem.Options{KeepDescriptors: true, LargeObjectThreshold: largeObjectSize})
+	// The object cache is small (objectCache). go-git's LargeObjectThreshold,
+	// which would stream large objects rather than read them whole, stays
+	// off: in go-git 5.19 it rebuilds a large delta wrongly, without an
+	// error, when the delta copies from its base out of order
+	// (TestLargeDeltaReadsBack).
+	storage := filesystem.NewStorageWithOptions(idxReadFS{osfs.New(gitDir)}, newObjectCache(), filesystem.Options{KeepDescriptors: true})
 	repo, err := git.Open(storage, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(storage, nil) // no work tree: a bare clone
@@ -1027,9 +1027,8 @@ type objectCache struct {
 }
 
 const (
-	largeObjectSize = 64 << 10
-	treeCacheSize   = 4 * cache.MiByte
-	restCacheSize   = 1 * cache.MiByte
+	treeCacheSize = 4 * cache.MiByte
+	restCacheSize = 1 * cache.MiByte
 )
 
 func newObjectCache() *objectCache {

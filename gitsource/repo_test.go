@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -760,5 +761,60 @@ func TestLargeCommitIsPushed(t *testing.T) {
 	}
 	if got := g.Run(t, clone, "log", "-1", "--format=%(trailers:key=Serial,valueonly)", "HEAD~1"); strings.Count(got, "\n") != 2999 {
 		t.Errorf("the large commit has %d Serial trailers, want 3000", strings.Count(got, "\n")+1)
+	}
+}
+
+// TestLargeDeltaReadsBack: a file over 64 KiB whose next version reorders
+// blocks of the last, delta-compressed by the server (git gc), reads back
+// byte for byte. go-git rebuilds such a delta wrongly, without an error,
+// when it streams large objects (its LargeObjectThreshold), which the cache
+// must therefore not enable.
+func TestLargeDeltaReadsBack(t *testing.T) {
+	g := startGit(t, peer.GitOptions{}, map[string]string{"keep": "k"})
+	r := open(t, gitsource.Options{URL: g.URL("http", "repo.git")})
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clone := g.Clone(t, "repo.git", "main")
+	rng := rand.New(rand.NewPCG(1, 2))
+	var blocks []string
+	for range 10 { // about 10 KB each
+		var b strings.Builder
+		for i := range 150 {
+			fmt.Fprintf(&b, "line %06d %016x %016x %016x\n", i, rng.Uint64(), rng.Uint64(), rng.Uint64())
+		}
+		blocks = append(blocks, b.String())
+	}
+	write := func(order []int, msg string) string {
+		var s strings.Builder
+		for _, i := range order {
+			s.WriteString(blocks[i])
+		}
+		if err := os.WriteFile(filepath.Join(clone, "kustomization.yaml"), []byte(s.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g.Run(t, clone, "add", "--all")
+		g.Run(t, clone, "commit", "--quiet", "-m", msg)
+		return g.Run(t, clone, "rev-parse", "HEAD")
+	}
+	commits := []string{write([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "all"), write([]int{5, 0, 9, 8, 2, 3, 4}, "reordered")}
+	g.Run(t, clone, "push", "--quiet", "origin", "HEAD:refs/heads/main")
+	g.Run(t, g.Dir("repo.git"), "gc", "--aggressive", "--prune=now", "--quiet")
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commits {
+		want := g.Run(t, clone, "show", c+":kustomization.yaml") + "\n"
+		fsys, err := r.Files(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fs.ReadFile(fsys, "kustomization.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		if string(got) != want {
+			t.Errorf("%s:kustomization.yaml read back wrong: %d bytes, want %d", c, len(got), len(want))
+		}
 	}
 }
