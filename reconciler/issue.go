@@ -22,6 +22,14 @@ import (
 // return outside a pass: there is no commit to read or write then.
 var errNoPass = errors.New("reconciler: no pass is running")
 
+// running returns the pass running now, or errNoPass.
+func (r *Reconciler) running() (*pass, error) {
+	if p := r.current.Load(); p != nil {
+		return p, nil
+	}
+	return nil, errNoPass
+}
+
 // maxLevels bounds CA chains issued in one pass (root → intermediate →
 // leaf is 3); deeper chains finish over several passes.
 const maxLevels = 4
@@ -43,11 +51,9 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 	var mu sync.Mutex
 	p.mu.Lock()
 	pending := sortedKeys(p.issued) // adopted
-	adopted := make(map[string]bool, len(pending))
-	for _, k := range pending {
-		adopted[k] = true
-	}
 	p.mu.Unlock()
+	// The adopted keys lead pending, and took no token.
+	adopted := len(pending)
 	// ahead holds a token per certificate being issued or issued and not
 	// yet handed over.
 	ahead := make(chan struct{}, size)
@@ -59,12 +65,12 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 			group := slices.Clone(pending[:n])
 			pending = pending[n:]
 			slices.Sort(group)
+			tokens := n - min(adopted, n)
+			adopted -= n - tokens
 			mu.Unlock()
 			batches <- group
-			for _, k := range group {
-				if !adopted[k] {
-					<-ahead
-				}
+			for range tokens {
+				<-ahead
 			}
 			mu.Lock()
 		}
@@ -346,16 +352,16 @@ func (p *pass) buildBackend(ctx context.Context, iss *spec.Issuer) (issuer.Issue
 		// read from, and committed with, the pass running then.
 		r := p.r
 		env.ReadSecret = func(path string) (map[string][]byte, error) {
-			cur := r.current.Load()
-			if cur == nil {
-				return nil, errNoPass
+			cur, err := r.running()
+			if err != nil {
+				return nil, err
 			}
 			return cur.readSecret(path)
 		}
 		env.WriteSecret = func(path string, manifest []byte) error {
-			cur := r.current.Load()
-			if cur == nil {
-				return errNoPass
+			cur, err := r.running()
+			if err != nil {
+				return err
 			}
 			return cur.writeSecret(path, manifest)
 		}
