@@ -94,31 +94,30 @@ func ownedOf(m *metav1.ObjectMeta) owned {
 func (c *Cluster) listOwned(ctx context.Context, ns string) ([]owned, error) {
 	opts := metav1.ListOptions{LabelSelector: selector(), Limit: listPage}
 	var out []owned
+	// page keeps what Prune reads of n listed items and moves opts on.
+	page := func(n int, meta func(i int) *metav1.ObjectMeta, next string) {
+		for i := range n {
+			out = append(out, ownedOf(meta(i)))
+		}
+		opts.Continue = next
+	}
 	for {
-		var next string
 		if c.meta != nil {
 			list, err := c.secretMetadata(ns).List(ctx, opts)
 			if err != nil {
 				return nil, err
 			}
-			for i := range list.Items {
-				out = append(out, ownedOf(&list.Items[i].ObjectMeta))
-			}
-			next = list.Continue
+			page(len(list.Items), func(i int) *metav1.ObjectMeta { return &list.Items[i].ObjectMeta }, list.Continue)
 		} else {
 			list, err := c.client.CoreV1().Secrets(ns).List(ctx, opts)
 			if err != nil {
 				return nil, err
 			}
-			for i := range list.Items {
-				out = append(out, ownedOf(&list.Items[i].ObjectMeta))
-			}
-			next = list.Continue
+			page(len(list.Items), func(i int) *metav1.ObjectMeta { return &list.Items[i].ObjectMeta }, list.Continue)
 		}
-		if next == "" {
+		if opts.Continue == "" {
 			return out, nil
 		}
-		opts.Continue = next
 	}
 }
 
