@@ -153,20 +153,12 @@ func (e *fastEmitter) scalar(v any, indent int, block bool) bool {
 
 // plainScalar reports whether yaml.v3 writes the string s plain in a block
 // context: it reads back as a string (plainString, which also refuses the
-// document markers --- and ...), it is printable ASCII
-// on one line without leading or trailing space, and it holds neither ": "
-// nor " #" nor ends with a colon, which would make it a key or a comment.
+// document markers --- and ...), it is printable ASCII on one line without
+// leading or trailing space, and it holds neither ": " nor " #" nor ends
+// with a colon, which would make it a key or a comment.
 func plainScalar(s string) bool {
-	if !plainString(s) || s[0] == ' ' || s[len(s)-1] == ' ' || s[len(s)-1] == ':' ||
-		strings.Contains(s, ": ") || strings.Contains(s, " #") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return plainString(s) && printableASCII(s) && !strings.Contains(s, "\n") && s[0] != ' ' && s[len(s)-1] != ' ' &&
+		s[len(s)-1] != ':' && !strings.Contains(s, ": ") && !strings.Contains(s, " #")
 }
 
 // quotedScalar reports whether yaml.v3 writes the string s double-quoted

@@ -293,9 +293,9 @@ func plainString(s string) bool {
 // printableASCII reports whether b holds only printable ASCII and line
 // feeds: a control character, a byte order mark or any other non-ASCII
 // text is left to the store, which knows which of them YAML refuses.
-func printableASCII(b []byte) bool {
-	for _, c := range b {
-		if (c < 0x20 && c != '\n') || c > 0x7e {
+func printableASCII[T string | []byte](b T) bool {
+	for i := range len(b) {
+		if c := b[i]; (c < 0x20 && c != '\n') || c > 0x7e {
 			return false
 		}
 	}
