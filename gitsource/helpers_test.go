@@ -165,3 +165,13 @@ func startGit(t testing.TB, opts peer.GitOptions, seed map[string]string) *peer.
 	}
 	return g
 }
+
+// pushedTo checks that repo.git's main is at head and that its objects
+// pass git fsck.
+func pushedTo(t testing.TB, g *peer.Git, head string) {
+	t.Helper()
+	if got := g.Head(t, "repo.git", "main"); got != head {
+		t.Fatalf("remote main = %s, want %s", got, head)
+	}
+	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+}

@@ -632,10 +632,7 @@ func TestPushSendsHeldPacks(t *testing.T) {
 	if !strings.Contains(logs.String(), "objects=held") {
 		t.Errorf("push did not send the held packs:\n%s", logs.String())
 	}
-	if got := g.Head(t, "repo.git", "main"); got != head {
-		t.Fatalf("remote main = %s, want %s", got, head)
-	}
-	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	pushedTo(t, g, head)
 	clone := g.Clone(t, "repo.git", "main")
 	if got := g.Run(t, clone, "log", "--format=%s"); got != "same blob again\nsmall\nbig\nSeed files" {
 		t.Errorf("remote log = %q", got)
@@ -661,10 +658,7 @@ func TestPushSendsHeldPacks(t *testing.T) {
 	if n := strings.Count(logs.String(), "objects=held"); n != 2 {
 		t.Errorf("%d pushes sent held packs, want 2 (the last one its pack file alone):\n%s", n, logs.String())
 	}
-	if got := g.Head(t, "repo.git", "main"); got != head {
-		t.Fatalf("remote main = %s, want %s", got, head)
-	}
-	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	pushedTo(t, g, head)
 
 	// A held pack file that is gone (repacked by git in the cache) is not
 	// an error: the push walks instead.
@@ -680,10 +674,7 @@ func TestPushSendsHeldPacks(t *testing.T) {
 	if !strings.Contains(logs.String(), "objects=walked") {
 		t.Errorf("push after a repack did not walk:\n%s", logs.String())
 	}
-	if got := g.Head(t, "repo.git", "main"); got != head {
-		t.Fatalf("remote main = %s, want %s", got, head)
-	}
-	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	pushedTo(t, g, head)
 
 	// A restart loses the held packs: the push walks instead.
 	commit(r, "before restart", map[string][]byte{"certs/z.enc": []byte("z")})
@@ -751,10 +742,7 @@ func TestLargeCommitIsPushed(t *testing.T) {
 	if err := r.Push(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := g.Head(t, "repo.git", "main"); got != head {
-		t.Fatalf("remote main = %s, want %s", got, head)
-	}
-	g.Run(t, g.Dir("repo.git"), "fsck", "--strict", "--no-dangling")
+	pushedTo(t, g, head)
 	clone := g.Clone(t, "repo.git", "main")
 	if got := g.Run(t, clone, "log", "--format=%s"); got != "on top\nlarge\nSeed files" {
 		t.Errorf("remote log = %q", got)
