@@ -44,11 +44,15 @@ const maxLevels = 4
 // commits each group while the next is issued, and issuance runs at most
 // one group ahead of it: a large pass holds the key material of three
 // groups at a time rather than of every certificate.
-func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decision, batches chan<- []string, size int) []CertResult {
+//
+// Each certificate's result is appended to p.rep.Results, which run sized
+// for every certificate of the pass and does not touch until issueAll
+// returns: a slice of its own, copied there at the end, held both at the
+// pass' peak.
+func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decision, batches chan<- []string, size int) {
 	defer close(batches)
 	levels := p.levels(due)
-	var results []CertResult
-	var mu sync.Mutex
+	var mu sync.Mutex // guards p.rep.Results and pending
 	p.mu.Lock()
 	pending := sortedKeys(p.issued) // adopted
 	p.mu.Unlock()
@@ -94,7 +98,7 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 			}()
 			mu.Lock()
 			defer mu.Unlock()
-			results = append(results, res)
+			p.rep.Results = append(p.rep.Results, res)
 			if res.Error != "" {
 				<-ahead
 				return
@@ -106,7 +110,6 @@ func (p *pass) issueAll(due []*spec.Certificate, decisions map[string]spec.Decis
 	mu.Lock()
 	hand(true)
 	mu.Unlock()
-	return results
 }
 
 // levels orders certificates so that one whose ca issuer reads the Secret
@@ -267,14 +270,17 @@ func (p *pass) issueOne(c *spec.Certificate, d spec.Decision) CertResult {
 	caPEM := res.CAPEM
 	it := &issued{cert: c, reason: d.Reason, chainPEM: res.ChainPEM, keyPEM: keyPEM, caPEM: caPEM,
 		leaf: factsOf(leaf), renewAt: renewAt, renewTok: c.Metadata.Annotations[spec.AnnotationRenew]}
+	// One key and one serial string, shared by p.issued and the result:
+	// both are held for every certificate of the pass.
+	name, serial := c.Key(), it.leaf.serial
 	p.mu.Lock()
-	p.issued[c.Key()] = it
-	delete(p.r.state, c.Key())
+	p.issued[name] = it
+	delete(p.r.state, name)
 	p.mu.Unlock()
-	p.r.log.Info("issued", "cert", c.Key(), "issuer", c.Spec.IssuerRef.Name, "reason", string(d.Reason),
-		"serial", fmt.Sprintf("%x", leaf.SerialNumber), "not_after", leaf.NotAfter.UTC(), "renew_at", renewAt.UTC())
-	return CertResult{Name: c.Key(), File: c.Source.File, Issuer: c.Spec.IssuerRef.Name, Action: d.Action,
-		Reason: d.Reason, Serial: fmt.Sprintf("%x", leaf.SerialNumber), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, RenewAt: renewAt,
+	p.r.log.Info("issued", "cert", name, "issuer", c.Spec.IssuerRef.Name, "reason", string(d.Reason),
+		"serial", serial, "not_after", leaf.NotAfter.UTC(), "renew_at", renewAt.UTC())
+	return CertResult{Name: name, File: c.Source.File, Issuer: c.Spec.IssuerRef.Name, Action: d.Action,
+		Reason: d.Reason, Serial: serial, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, RenewAt: renewAt,
 		Targets: targetStrings(c.ResolvedTargets(&p.repo.Config))}
 }
 

@@ -412,7 +412,7 @@ func (p *pass) run() error {
 	// adoption of committed keypairs, files that cannot be read (verify.go).
 	entries = p.verify(entries)
 	var due []*spec.Certificate
-	reasons := make(map[string]spec.Decision, len(entries))
+	reasons := map[string]spec.Decision{} // of the due certificates
 	var removals []spec.PlanEntry
 	// One result per certificate, kept as the last report: sized once,
 	// not grown through copies of 10,000.
@@ -423,7 +423,6 @@ func (p *pass) run() error {
 			continue
 		}
 		c := p.repo.Certificate(e.Name)
-		reasons[e.Name] = e.Decision
 		if e.Decision.Action == spec.ActionNone {
 			p.rep.Results = append(p.rep.Results, CertResult{Name: e.Name, File: e.File, Issuer: e.Issuer,
 				Action: spec.ActionNone, Reason: e.Decision.Reason, NotBefore: e.NotBefore, NotAfter: e.NotAfter, RenewAt: e.Decision.RenewAt,
@@ -443,6 +442,7 @@ func (p *pass) run() error {
 			}
 		}
 		due = append(due, c)
+		reasons[e.Name] = e.Decision
 	}
 	p.sweepJournal(entries)
 	if len(due) > 0 {
@@ -455,10 +455,13 @@ func (p *pass) run() error {
 	planned := len(due) + len(p.issued) // and the adopted
 	p.mu.Unlock()
 	batches := make(chan []string)
-	issuedAll := make(chan []CertResult, 1)
-	go func() { issuedAll <- p.issueAll(due, reasons, batches, r.o.CommitBatch) }()
+	issuedAll := make(chan struct{})
+	go func() {
+		defer close(issuedAll)
+		p.issueAll(due, reasons, batches, r.o.CommitBatch)
+	}()
 	err := p.commitAndPush(removals, batches, planned)
-	p.rep.Results = append(p.rep.Results, <-issuedAll...)
+	<-issuedAll
 	for i, res := range p.rep.Results {
 		if ferr := p.lateFailures[res.Name]; ferr != nil {
 			p.rep.Results[i] = p.fail(p.repo.Certificate(res.Name), spec.Decision{Action: res.Action, Reason: res.Reason}, ferr)
