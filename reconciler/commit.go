@@ -135,18 +135,19 @@ func (p *pass) commitAndPush(removals []spec.PlanEntry, batches <-chan []string,
 	}
 }
 
-// release drops the key material of committed certificates that no cluster
-// receives: past the commit only the apply step reads it, and it skips
-// them. A pass over certificates consumed from Git alone (by Flux, say)
-// then holds a few batches of keys at a time, not all of them. A CA's is
-// kept: a ca issuer may still read it to sign leaves in this pass.
+// release forgets committed certificates that no cluster receives: past
+// the commit only the apply step reads p.issued, and it skips them. A pass
+// over certificates consumed from Git alone (by Flux, say) then holds a
+// few batches of keys at a time, not all of them, and no record of each
+// certificate beyond its result. A CA is kept: a ca issuer may still read
+// its keypair to sign leaves in this pass.
 func (p *pass) release(keys []string) {
 	cfg := &p.repo.Config
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, key := range keys {
 		if it := p.issued[key]; it != nil && !it.cert.Spec.IsCA && len(it.cert.ResolvedTargets(cfg)) == 0 {
-			it.chainPEM, it.keyPEM, it.caPEM = nil, nil, nil
+			delete(p.issued, key)
 		}
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"certops.dev/certops/spec"
 )
 
-// TestReleaseDropsKeysNoClusterReceives: once committed, the keys of
-// certificates that go to no cluster are dropped; those the apply step
-// sends keep theirs.
+// TestReleaseDropsKeysNoClusterReceives: once committed, certificates that
+// go to no cluster are forgotten, key material and all; those the apply
+// step sends, and CAs, which may still sign in this pass, are kept.
 func TestReleaseDropsKeysNoClusterReceives(t *testing.T) {
 	cert := func(name string, targets []spec.Target) *spec.Certificate {
 		c := &spec.Certificate{}
@@ -26,29 +26,30 @@ func TestReleaseDropsKeysNoClusterReceives(t *testing.T) {
 		"default":  cert("default", nil),                           // the default cluster
 		"edge":     cert("edge", []spec.Target{{Cluster: "edge"}}), // a named cluster
 		"unpushed": cert("unpushed", []spec.Target{}),              // not in this batch
+		"ca":       cert("ca", []spec.Target{}),                    // Git only, but a CA
 	}
+	certs["ca"].Spec.IsCA = true
 	for name, c := range certs {
 		it := keys()
 		it.cert = c
 		p.issued[name] = it
 	}
-	p.release([]string{"git-only", "default", "edge"})
-	for name, kept := range map[string]bool{"git-only": false, "default": true, "edge": true, "unpushed": true} {
+	p.release([]string{"git-only", "default", "edge", "ca"})
+	for name, kept := range map[string]bool{"git-only": false, "default": true, "edge": true, "unpushed": true, "ca": true} {
 		it := p.issued[name]
-		if got := it.keyPEM != nil && it.chainPEM != nil && it.caPEM != nil; got != kept {
-			t.Errorf("%s: key material kept %v, want %v", name, got, kept)
+		if got := it != nil; got != kept {
+			t.Errorf("%s: kept %v, want %v", name, got, kept)
+			continue
 		}
-		if !kept && (it.keyPEM != nil || it.chainPEM != nil || it.caPEM != nil) {
-			t.Errorf("%s: some key material kept", name)
+		if kept && (it.keyPEM == nil || it.chainPEM == nil || it.caPEM == nil) {
+			t.Errorf("%s: kept without its key material", name)
 		}
 	}
 
 	// With no default cluster, a certificate without targets goes nowhere.
 	p.repo.Config.Spec.Clusters = nil
-	p.issued["default"] = keys()
-	p.issued["default"].cert = certs["default"]
 	p.release([]string{"default"})
-	if p.issued["default"].keyPEM != nil {
+	if p.issued["default"] != nil {
 		t.Error("default: kept with no default cluster")
 	}
 }
