@@ -74,8 +74,19 @@ func (r *Repository) Certificate(key string) *Certificate {
 }
 
 // Key identifies a certificate in the repository: "namespace/name".
+//
+// Load keeps the key of each certificate it decodes, so that the lookups
+// of a pass (several per certificate, and a binary search in
+// Repository.Certificate) allocate nothing and the maps and results of a
+// pass share one string. It is checked against the fields on every call,
+// so a certificate changed after loading, or built by hand, is still
+// named right.
 func (c *Certificate) Key() string {
-	return c.Namespace() + "/" + c.Metadata.Name
+	ns, name := c.Namespace(), c.Metadata.Name
+	if k := c.key; len(k) == len(ns)+1+len(name) && k[len(ns)] == '/' && k[:len(ns)] == ns && k[len(ns)+1:] == name {
+		return k
+	}
+	return ns + "/" + name
 }
 
 // Namespace is the certificate's namespace, "default" when unset.
@@ -451,6 +462,7 @@ func (r *Repository) decodeDocument(file string, doc *yaml.Node) any {
 		}
 	case *Certificate:
 		o.Source = Source{File: file, Line: line}
+		o.key = o.Key()
 	}
 	r.positions[obj] = d
 	if len(d.problems) > 0 {

@@ -153,3 +153,41 @@ func TestCertManagerManifestsLoadUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyOfLoadedCertificateAllocatesNothing: a pass looks a certificate's
+// key up several times; for a loaded certificate that costs no allocation,
+// and a certificate changed after loading is still named by its fields.
+func TestKeyOfLoadedCertificateAllocatesNothing(t *testing.T) {
+	fsys := fstest.MapFS{
+		"certificates/a.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: web, namespace: prod}\nspec: {dnsNames: [web.example.com], issuerRef: {name: ca}}\n" +
+			"---\napiVersion: certops.dev/v1alpha1\nkind: Certificate\nmetadata: {name: api}\nspec: {dnsNames: [api.example.com], issuerRef: {name: ca}}\n")},
+		"issuers/ca.yaml": {Data: []byte("apiVersion: certops.dev/v1alpha1\nkind: Issuer\nmetadata: {name: ca}\nspec: {selfSigned: {}}\n")},
+	}
+	repo := Load(fsys, LoadOptions{})
+	if len(repo.Problems) > 0 || len(repo.Certificates) != 2 {
+		t.Fatalf("load: %d certificates, problems %v", len(repo.Certificates), repo.Problems)
+	}
+	for _, want := range []string{"default/api", "prod/web"} {
+		c := repo.Certificate(want)
+		if c == nil || c.Key() != want {
+			t.Fatalf("Certificate(%q) = %v", want, c)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = repo.Certificate(want).Key() }); n != 0 {
+			t.Errorf("%s: %v allocations per lookup, want 0", want, n)
+		}
+	}
+	c := repo.Certificate("prod/web")
+	c.Metadata.Name = "www"
+	if got := c.Key(); got != "prod/www" {
+		t.Errorf("renamed: Key() = %q, want prod/www", got)
+	}
+	c.Metadata.Namespace = ""
+	if got := c.Key(); got != "default/www" {
+		t.Errorf("moved to the default namespace: Key() = %q, want default/www", got)
+	}
+	var built Certificate
+	built.Metadata.Name, built.Metadata.Namespace = "x", "y"
+	if got := built.Key(); got != "y/x" {
+		t.Errorf("built by hand: Key() = %q, want y/x", got)
+	}
+}

@@ -24,7 +24,7 @@ func TestLoadCache(t *testing.T) {
 		want := Load(fsys.MapFS, LoadOptions{})
 		clear(fsys.reads)
 		got := Load(fsys, LoadOptions{Cache: &cache})
-		opt := cmpopts.IgnoreUnexported(Repository{})
+		opt := cmp.Options{cmpopts.IgnoreUnexported(Repository{}), cmp.AllowUnexported(Certificate{})}
 		if diff := cmp.Diff(want, got, opt); diff != "" {
 			t.Errorf("%s: Load (-uncached +cached):\n%s", step, diff)
 		}
@@ -51,7 +51,7 @@ func TestLoadCache(t *testing.T) {
 	if again.Certificates[0] != first.Certificates[0] {
 		t.Errorf("an unchanged file's certificate was copied, not shared")
 	}
-	if diff := cmp.Diff(before, again.Certificates[0]); diff != "" {
+	if diff := cmp.Diff(before, again.Certificates[0], cmp.AllowUnexported(Certificate{})); diff != "" {
 		t.Errorf("a Load changed a shared certificate (-before +after):\n%s", diff)
 	}
 

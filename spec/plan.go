@@ -383,28 +383,32 @@ func Plan(fsys fs.FS, repo *Repository, now time.Time) ([]PlanEntry, []Problem) 
 // PlanObserved is Plan on Secret metadata already read (ReadObservedDir or
 // an ObservedCache). It does not modify observed.
 func PlanObserved(repo *Repository, observed map[string]*Observed, now time.Time) []PlanEntry {
-	var out []PlanEntry
+	broken := map[string]bool{}
+	for _, p := range repo.Problems {
+		broken[p.File] = true
+	}
+	var removals []PlanEntry
+	for key, o := range observed {
+		if repo.Certificate(key) != nil || broken[o.Annotations.Get(AnnotationSpecFile)] {
+			continue
+		}
+		removals = append(removals, PlanEntry{Name: key, File: o.File, Issuer: o.Annotations.Get(AnnotationIssuer),
+			Decision: Decision{Action: ActionRemove, Reason: ReasonDeleted, Message: "its certificate spec is gone"},
+			NotAfter: o.NotAfter})
+	}
+	// Sized once: an entry per certificate is held for the whole pass.
+	out := make([]PlanEntry, 0, len(repo.Certificates)+len(removals))
 	for _, c := range repo.Certificates {
-		o := observed[c.Key()]
-		e := PlanEntry{Name: c.Key(), File: c.Source.File, Issuer: c.Spec.IssuerRef.Name,
+		key := c.Key()
+		o := observed[key]
+		e := PlanEntry{Name: key, File: c.Source.File, Issuer: c.Spec.IssuerRef.Name,
 			Decision: Decide(c, o, now), Targets: c.ResolvedTargets(&repo.Config)}
 		if o != nil {
 			e.NotBefore, e.NotAfter = o.NotBefore, o.NotAfter
 		}
 		out = append(out, e)
 	}
-	broken := map[string]bool{}
-	for _, p := range repo.Problems {
-		broken[p.File] = true
-	}
-	for key, o := range observed {
-		if repo.Certificate(key) != nil || broken[o.Annotations.Get(AnnotationSpecFile)] {
-			continue
-		}
-		out = append(out, PlanEntry{Name: key, File: o.File, Issuer: o.Annotations.Get(AnnotationIssuer),
-			Decision: Decision{Action: ActionRemove, Reason: ReasonDeleted, Message: "its certificate spec is gone"},
-			NotAfter: o.NotAfter})
-	}
+	out = append(out, removals...)
 	slices.SortFunc(out, func(a, b PlanEntry) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

@@ -22,27 +22,46 @@ func (t ResolvedTarget) String() string {
 // ResolvedTargets expands spec.targets (or the default clusters when it is
 // empty) into one entry per cluster, namespace and Secret name.
 func (c *Certificate) ResolvedTargets(cfg *Config) []ResolvedTarget {
-	var out []ResolvedTarget
+	// Called several times per certificate in a pass: one allocation, of
+	// the result, and none for a certificate that goes to no cluster.
 	targets := c.Spec.Targets
+	n := 0
 	if targets == nil { // absent; an explicit empty list means Git only
 		for _, cl := range cfg.Spec.Clusters {
 			if cl.Default {
-				targets = append(targets, Target{Cluster: cl.Name})
+				n++
 			}
 		}
+	} else {
+		for _, t := range targets {
+			n += max(1, len(t.Namespaces))
+		}
 	}
-	for _, t := range targets {
+	if n == 0 {
+		return nil
+	}
+	out := make([]ResolvedTarget, 0, n)
+	add := func(t Target) {
 		name := t.SecretName
 		if name == "" {
 			name = c.Spec.SecretName
 		}
-		nss := t.Namespaces
-		if len(nss) == 0 {
-			nss = []string{c.Namespace()}
+		if len(t.Namespaces) == 0 {
+			out = append(out, ResolvedTarget{Cluster: t.Cluster, Namespace: c.Namespace(), SecretName: name, TakeOver: t.TakeOver})
 		}
-		for _, ns := range nss {
+		for _, ns := range t.Namespaces {
 			out = append(out, ResolvedTarget{Cluster: t.Cluster, Namespace: ns, SecretName: name, TakeOver: t.TakeOver})
 		}
+	}
+	if targets == nil {
+		for _, cl := range cfg.Spec.Clusters {
+			if cl.Default {
+				add(Target{Cluster: cl.Name})
+			}
+		}
+	}
+	for _, t := range targets {
+		add(t)
 	}
 	return out
 }

@@ -44,6 +44,7 @@ type Certificate struct {
 	Spec     CertificateSpec `json:"spec"`
 
 	Source Source `json:"-"`
+	key    string // Key, as Load decoded it
 }
 
 // CertificateSpec follows cert-manager's cert-manager.io/v1 CertificateSpec
