@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"compress/zlib"
@@ -53,34 +54,53 @@ type packEntry struct {
 	crc    uint32 // CRC-32 of the entry as stored: header and compressed data
 }
 
-// encodedPack is a packfile with what its index needs.
+// encodedPack is what the index of a pack needs, and the pack's size.
 type encodedPack struct {
-	data    []byte
 	entries []packEntry
 	sum     plumbing.Hash // the trailer, which also names the pack
+	size    int64
 }
 
-// encodePack returns a version 2 packfile holding objs whole (no deltas).
-func encodePack(objs []plumbing.EncodedObject) (*encodedPack, error) {
-	// Sized for the objects as they are: encrypted files barely compress,
-	// and a buffer grown by doubling would reach twice the pack, through
-	// copies of it, for each batch of a large pass.
-	size := packHeaderLen + packTrailerLen
-	for _, o := range objs {
-		size += binary.MaxVarintLen64 + int(o.Size()) + 16
+// packWriter passes a pack through to w, keeping its SHA-1 trailer, the
+// CRC-32 of the entry being written and the offset.
+type packWriter struct {
+	w   io.Writer
+	sum hash.Hash
+	crc hash.Hash32
+	n   uint64
+}
+
+func (p *packWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.sum.Write(b[:n])
+	p.crc.Write(b[:n])
+	p.n += uint64(n)
+	return n, err
+}
+
+// encodePack writes a version 2 packfile holding objs whole (no deltas) to
+// w. Written as it is encoded, a large pack is never held in memory: at
+// 10,000 certificates a batch's pack is a few MiB, which the process held
+// at its peak alongside the batch it was made from.
+func encodePack(w io.Writer, objs []plumbing.EncodedObject) (*encodedPack, error) {
+	pw := &packWriter{w: w, sum: sha1.New(), crc: crc32.NewIEEE()} //nolint:gosec // see the import
+	if _, err := pw.Write(appendPackHeader(nil, uint32(len(objs)))); err != nil {
+		return nil, err
 	}
-	buf := bytes.NewBuffer(appendPackHeader(make([]byte, 0, size), uint32(len(objs))))
-	zw, _ := zlib.NewWriterLevel(buf, zlib.BestSpeed)
+	zw, _ := zlib.NewWriterLevel(pw, zlib.BestSpeed)
 	entries := make([]packEntry, len(objs))
 	var hdr [binary.MaxVarintLen64]byte
 	for i, o := range objs {
-		start := buf.Len()
-		buf.Write(hdr[:packEntryHeader(hdr[:], o.Type(), o.Size())])
+		start := pw.n
+		pw.crc.Reset()
+		if _, err := pw.Write(hdr[:packEntryHeader(hdr[:], o.Type(), o.Size())]); err != nil {
+			return nil, err
+		}
 		rd, err := o.Reader()
 		if err != nil {
 			return nil, err
 		}
-		zw.Reset(buf)
+		zw.Reset(pw)
 		_, err = io.Copy(zw, rd)
 		rd.Close()
 		if err != nil {
@@ -89,12 +109,30 @@ func encodePack(objs []plumbing.EncodedObject) (*encodedPack, error) {
 		if err := zw.Close(); err != nil {
 			return nil, err
 		}
-		entries[i] = packEntry{hash: o.Hash(), offset: uint64(start), crc: crc32.ChecksumIEEE(buf.Bytes()[start:])}
+		entries[i] = packEntry{hash: o.Hash(), offset: start, crc: pw.crc.Sum32()}
 	}
-	p := &encodedPack{entries: entries, sum: sha1.Sum(buf.Bytes())} //nolint:gosec // see the import
-	buf.Write(p.sum[:])
-	p.data = buf.Bytes()
+	p := &encodedPack{entries: entries}
+	copy(p.sum[:], pw.sum.Sum(nil))
+	if _, err := w.Write(p.sum[:]); err != nil {
+		return nil, err
+	}
+	p.size = int64(pw.n) + packTrailerLen
 	return p, nil
+}
+
+// encodePackBytes is encodePack into memory.
+func encodePackBytes(objs []plumbing.EncodedObject) ([]byte, error) {
+	// Sized for the objects as they are: encrypted files barely compress,
+	// and a buffer grown by doubling would reach twice the pack.
+	size := packHeaderLen + packTrailerLen
+	for _, o := range objs {
+		size += binary.MaxVarintLen64 + int(o.Size()) + 16
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := encodePack(buf, objs); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // packStore is object storage that keeps packs as files under
@@ -104,43 +142,65 @@ type packStore interface {
 	Reindex()
 }
 
-// writePack stores p and its index in s, each written to a temporary file
-// and renamed into place, the index first. go-git finds packs by their
-// .pack file and the git CLI by their .idx, so neither sees a pack whose
-// other half is missing, even after a crash between the two renames.
-// go-git's own PackfileWriter would instead parse the pack again to build
-// the index: inflate and hash every object certops just deflated and hashed.
-// It returns the pack file's name in s's filesystem.
-func writePack(s packStore, p *encodedPack) (string, error) {
+// writePack encodes objs as a pack straight into s, with its index. The
+// pack goes to a temporary file as it is encoded; the index is then
+// written to a temporary file too, and both are renamed into place, the
+// index first. go-git finds packs by their .pack file and the git CLI by
+// their .idx, so neither sees a pack whose other half is missing, even
+// after a crash between the two renames. go-git's own PackfileWriter would
+// instead parse the pack again to build the index: inflate and hash every
+// object certops just deflated and hashed. It returns the pack file's name
+// in s's filesystem and its size.
+func writePack(s packStore, objs []plumbing.EncodedObject) (file string, size int64, err error) {
+	fs := s.Filesystem()
+	dir := fs.Join("objects", "pack")
+	tmp, err := fs.TempFile(dir, "tmp_pack_")
+	if err != nil {
+		return "", 0, err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = fs.Remove(tmp.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	p, err := encodePack(bw, objs)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
 	var w idxfile.Writer
 	_ = w.OnHeader(uint32(len(p.entries)))
 	for _, e := range p.entries {
 		w.Add(e.hash, e.offset, e.crc)
 	}
 	if err := w.OnFooter(p.sum); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	idx, err := w.Index()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	var ib bytes.Buffer
 	if _, err := idxfile.NewEncoder(&ib).Encode(idx); err != nil {
-		return "", err
+		return "", 0, err
 	}
-	fs := s.Filesystem()
-	dir := fs.Join("objects", "pack")
 	base := fs.Join(dir, "pack-"+p.sum.String())
-	for _, f := range []struct {
-		ext  string
-		data []byte
-	}{{".idx", ib.Bytes()}, {".pack", p.data}} {
-		if err := writeFileAtomic(fs, dir, base+f.ext, f.data); err != nil {
-			return "", err
-		}
+	if err := writeFileAtomic(fs, dir, base+".idx", ib.Bytes()); err != nil {
+		return "", 0, err
 	}
+	if err := fs.Rename(tmp.Name(), base+".pack"); err != nil {
+		return "", 0, err
+	}
+	renamed = true
 	s.Reindex()
-	return base + ".pack", nil
+	return base + ".pack", p.size, nil
 }
 
 // writeFileAtomic writes data to name through a temporary file in dir.

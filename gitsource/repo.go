@@ -675,6 +675,8 @@ func (m Message) String() string {
 // Change is one commit's worth of owned files.
 type Change struct {
 	// Files maps slash-separated repository paths to their new content.
+	// The content is committed as it is, not copied, and may be kept by
+	// the object storage: it must not change once passed.
 	Files map[string][]byte
 	// Remove lists paths (files or whole directories) to delete.
 	Remove  []string

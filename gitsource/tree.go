@@ -1,8 +1,10 @@
 package gitsource
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -152,13 +154,7 @@ func (b *treeBuilder) apply(base plumbing.Hash, n *changeNode, prefix string) (p
 				mode = filemode.Executable
 			}
 		}
-		o := &plumbing.MemoryObject{}
-		o.SetType(plumbing.BlobObject)
-		o.SetSize(int64(len(content)))
-		if _, err := o.Write(content); err != nil {
-			return plumbing.ZeroHash, false, err
-		}
-		b.stage(o)
+		b.stage(&blobObject{hash: h, data: content})
 		entries[name] = object.TreeEntry{Name: name, Mode: mode, Hash: h}
 	}
 	for name, child := range n.dirs {
@@ -222,21 +218,43 @@ func (b *treeBuilder) flush() (heldPack, error) {
 	for i, h := range b.order {
 		objs[i] = b.staged[h]
 	}
-	pack, err := encodePack(objs)
-	if err != nil {
-		return heldPack{}, err
-	}
-	held := heldPack{data: pack.data, size: int64(len(pack.data))}
 	if ps, ok := b.s.(packStore); ok && len(objs) > packThreshold {
 		// Held as the file it is written to: at 10,000 certificates the
 		// pack of an initial issuance is tens of MiB.
-		file, err := writePack(ps, pack)
-		return heldPack{file: file, size: held.size}, err
+		file, size, err := writePack(ps, objs)
+		return heldPack{file: file, size: size}, err
 	}
+	data, err := encodePackBytes(objs)
+	if err != nil {
+		return heldPack{}, err
+	}
+	held := heldPack{data: data, size: int64(len(data))}
 	for _, o := range objs {
 		if _, err := b.s.SetEncodedObject(o); err != nil {
 			return heldPack{}, err
 		}
 	}
 	return held, nil
+}
+
+// blobObject is a blob staged for a commit: the content of Change.Files
+// as it is. A plumbing.MemoryObject would copy it, and a batch of a large
+// pass held every file twice until its commit was written.
+type blobObject struct {
+	hash plumbing.Hash
+	data []byte
+}
+
+var _ plumbing.EncodedObject = (*blobObject)(nil)
+
+func (o *blobObject) Hash() plumbing.Hash         { return o.hash }
+func (o *blobObject) Type() plumbing.ObjectType   { return plumbing.BlobObject }
+func (o *blobObject) SetType(plumbing.ObjectType) {}
+func (o *blobObject) Size() int64                 { return int64(len(o.data)) }
+func (o *blobObject) SetSize(int64)               {}
+func (o *blobObject) Reader() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+func (o *blobObject) Writer() (io.WriteCloser, error) {
+	return nil, errors.New("gitsource: a staged blob is read-only")
 }
