@@ -97,7 +97,7 @@ func (a *kubeApplier) Apply(ctx context.Context, req reconciler.ApplyRequest) re
 		rep.Errors = append(rep.Errors, err)
 		return rep
 	}
-	pass := kube.Pass{Desired: map[string][]kube.Desired{}, Prune: true}
+	pass := kube.Pass{Desired: kube.DesiredMap(req.Desired), Prune: true}
 	for _, d := range req.Desired {
 		kd := kube.SecretFor(d)
 		o, err := a.outputs(ctx, clusters[d.Target.Cluster], d)

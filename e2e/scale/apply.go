@@ -75,7 +75,7 @@ func (a *applier) Apply(ctx context.Context, req reconciler.ApplyRequest) reconc
 		rep.Errors = append(rep.Errors, err)
 		return rep
 	}
-	pass := kube.Pass{Desired: map[string][]kube.Desired{}, Prune: true}
+	pass := kube.Pass{Desired: kube.DesiredMap(req.Desired), Prune: true}
 	for _, d := range req.Desired {
 		pass.Desired[d.Target.Cluster] = append(pass.Desired[d.Target.Cluster], kube.SecretFor(d))
 	}

@@ -119,20 +119,30 @@ func (r Report) Count(o Outcome) int {
 func (c *Cluster) Apply(ctx context.Context, desired []Desired) (Report, error) {
 	rep := Report{Cluster: c.name, Results: make([]Result, len(desired))}
 	byNS := map[string][]int{}
-	seen := map[Key]int{}
 	for i, d := range desired {
 		rep.Results[i] = Result{Key: d.Key()}
 		if err := c.validate(d); err != nil {
 			rep.Results[i].Outcome, rep.Results[i].Err = Failed, err
 			continue
 		}
-		if j, dup := seen[d.Key()]; dup {
-			rep.Results[i].Outcome = Failed
-			rep.Results[i].Err = fmt.Errorf("kube: cluster %s: secret %s wanted twice (entries %d and %d): %w", c.name, d.Key(), j, i, ErrInvalid)
-			continue
-		}
-		seen[d.Key()] = i
 		byNS[d.Namespace] = append(byNS[d.Namespace], i)
+	}
+	// A Secret wanted twice fails after the first; looked for one
+	// namespace at a time, so that no map of every Secret is held.
+	for ns, idx := range byNS {
+		seen := make(map[string]int, len(idx))
+		kept := idx[:0]
+		for _, i := range idx {
+			d := desired[i]
+			if j, dup := seen[d.Name]; dup {
+				rep.Results[i].Outcome = Failed
+				rep.Results[i].Err = fmt.Errorf("kube: cluster %s: secret %s wanted twice (entries %d and %d): %w", c.name, d.Key(), j, i, ErrInvalid)
+				continue
+			}
+			seen[d.Name] = i
+			kept = append(kept, i)
+		}
+		byNS[ns] = kept
 	}
 
 	var writes sync.Mutex

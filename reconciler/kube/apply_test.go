@@ -165,9 +165,12 @@ func TestApplyRefusesBadInput(t *testing.T) {
 	if writes(cs) != 0 {
 		t.Errorf("%d write actions; want 0", writes(cs))
 	}
-	rep, err := c.Apply(context.Background(), []Desired{desired("web", "x"), desired("web", "x")})
-	if !errors.Is(err, ErrInvalid) || rep.Results[1].Outcome != Failed {
+	rep, err := c.Apply(context.Background(), []Desired{desired("web", "x"), desired("web", "y"), desired("web", "x")})
+	if !errors.Is(err, ErrInvalid) || rep.Results[2].Outcome != Failed {
 		t.Errorf("duplicate: %v; want ErrInvalid", err)
+	}
+	if rep.Results[0].Outcome == Failed || rep.Results[1].Outcome == Failed {
+		t.Errorf("duplicate: the first entry or another Secret failed too: %+v", rep.Results[:2])
 	}
 }
 
