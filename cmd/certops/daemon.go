@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"certops.dev/certops/gitsource"
+	"certops.dev/certops/internal/gctune"
 	"certops.dev/certops/reconciler"
 	"certops.dev/certops/reconciler/issuer/acme"
 	"certops.dev/certops/sops"
@@ -327,6 +328,7 @@ skipped; nothing that exists is deleted because of them.`,
 				return err
 			}
 			setMemoryLimit(log, os.DirFS("/"), os.Getenv)
+			gctune.Apply(os.Getenv)
 			rec, repo, err := f.build(cmd.Context(), log)
 			if err != nil {
 				return err

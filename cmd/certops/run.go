@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"certops.dev/certops/internal/gctune"
 	"certops.dev/certops/reconciler"
 	"certops.dev/certops/reconciler/issuer/acme"
 	"certops.dev/certops/reconciler/kube"
@@ -62,6 +63,7 @@ It serves on --listen:
 				return err
 			}
 			setMemoryLimit(log, os.DirFS("/"), os.Getenv)
+			gctune.Apply(os.Getenv)
 			var secret []byte
 			if webhookSecretFile != "" {
 				if secret, err = os.ReadFile(webhookSecretFile); err != nil {

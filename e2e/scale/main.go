@@ -50,6 +50,7 @@ import (
 
 	"certops.dev/certops/e2e/peer"
 	"certops.dev/certops/e2e/peer/kubepeer"
+	"certops.dev/certops/internal/gctune"
 
 	"certops.dev/certops/gitsource"
 	"certops.dev/certops/reconciler"
@@ -83,7 +84,7 @@ func main() {
 	flag.IntVar(&apiserverProfileSeconds, "apiserver-profile-seconds", 20, "with -cpuprofile-phase, also profile the kube-apiserver for the first this many seconds of those phases, into scale-<N>-apiserver.pprof")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file, one per phase to this file with -<N>-<phase number> before its extension, and one of what the reconciler keeps between passes, after a collection at the end of each N, with -<N>-kept")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
-	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 leaves it at the default 100")
+	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 does what certops run does (GOGC, else 75)")
 	memProfileRate := flag.Int("memprofilerate", 0, "with -heapprofile, sample one allocation per this many bytes (runtime.MemProfileRate; default 512 KiB); a few KiB attribute the heap exactly but slow the run")
 	flag.Parse()
 	if *memProfileRate > 0 {
@@ -94,6 +95,8 @@ func main() {
 	}
 	if *gcPercent > 0 {
 		debug.SetGCPercent(*gcPercent)
+	} else {
+		gctune.Apply(os.Getenv)
 	}
 	rssStop := make(chan struct{})
 	go watchRSS(rssStop)
