@@ -191,3 +191,38 @@ func TestKeyOfLoadedCertificateAllocatesNothing(t *testing.T) {
 		t.Errorf("built by hand: Key() = %q, want y/x", got)
 	}
 }
+
+// TestResolvedTargets: absent targets mean the default clusters, an empty
+// list means Git only, namespaces fan out, and resolving allocates only
+// the result.
+func TestResolvedTargets(t *testing.T) {
+	cfg := &Config{}
+	cfg.Spec.Clusters = []Cluster{{Name: "main", Default: true}, {Name: "edge"}, {Name: "dr", Default: true}}
+	c := &Certificate{}
+	c.Metadata.Name, c.Metadata.Namespace = "web", "prod"
+	c.Spec.SecretName = "web-tls"
+	want := []ResolvedTarget{{Cluster: "main", Namespace: "prod", SecretName: "web-tls"}, {Cluster: "dr", Namespace: "prod", SecretName: "web-tls"}}
+	if diff := cmp.Diff(want, c.ResolvedTargets(cfg)); diff != "" {
+		t.Errorf("default clusters (-want +got):\n%s", diff)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = c.ResolvedTargets(cfg) }); n > 2 {
+		t.Errorf("default clusters: %v allocations, want at most 2 (the result growing to two)", n)
+	}
+	c.Spec.Targets = []Target{}
+	if got := c.ResolvedTargets(cfg); got != nil {
+		t.Errorf("Git only: %v, want none", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = c.ResolvedTargets(cfg) }); n != 0 {
+		t.Errorf("Git only: %v allocations, want 0", n)
+	}
+	c.Spec.Targets = []Target{{Cluster: "edge"}, {Cluster: "main", Namespaces: []string{"a", "b"}, SecretName: "x", TakeOver: true}}
+	want = []ResolvedTarget{{Cluster: "edge", Namespace: "prod", SecretName: "web-tls"},
+		{Cluster: "main", Namespace: "a", SecretName: "x", TakeOver: true}, {Cluster: "main", Namespace: "b", SecretName: "x", TakeOver: true}}
+	if diff := cmp.Diff(want, c.ResolvedTargets(cfg)); diff != "" {
+		t.Errorf("named targets (-want +got):\n%s", diff)
+	}
+	c.Spec.Targets = []Target{{Cluster: "edge"}}
+	if n := testing.AllocsPerRun(100, func() { _ = c.ResolvedTargets(cfg) }); n != 1 {
+		t.Errorf("one target: %v allocations, want 1", n)
+	}
+}

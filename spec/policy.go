@@ -22,25 +22,10 @@ func (t ResolvedTarget) String() string {
 // ResolvedTargets expands spec.targets (or the default clusters when it is
 // empty) into one entry per cluster, namespace and Secret name.
 func (c *Certificate) ResolvedTargets(cfg *Config) []ResolvedTarget {
-	// Called several times per certificate in a pass: one allocation, of
-	// the result, and none for a certificate that goes to no cluster.
-	targets := c.Spec.Targets
-	n := 0
-	if targets == nil { // absent; an explicit empty list means Git only
-		for _, cl := range cfg.Spec.Clusters {
-			if cl.Default {
-				n++
-			}
-		}
-	} else {
-		for _, t := range targets {
-			n += max(1, len(t.Namespaces))
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]ResolvedTarget, 0, n)
+	// Called several times per certificate in a pass: nothing is allocated
+	// but the result (no list of default targets, no list of the one
+	// namespace), which is nil for a certificate that goes to no cluster.
+	var out []ResolvedTarget
 	add := func(t Target) {
 		name := t.SecretName
 		if name == "" {
@@ -53,14 +38,14 @@ func (c *Certificate) ResolvedTargets(cfg *Config) []ResolvedTarget {
 			out = append(out, ResolvedTarget{Cluster: t.Cluster, Namespace: ns, SecretName: name, TakeOver: t.TakeOver})
 		}
 	}
-	if targets == nil {
+	if c.Spec.Targets == nil { // absent; an explicit empty list means Git only
 		for _, cl := range cfg.Spec.Clusters {
 			if cl.Default {
 				add(Target{Cluster: cl.Name})
 			}
 		}
 	}
-	for _, t := range targets {
+	for _, t := range c.Spec.Targets {
 		add(t)
 	}
 	return out
