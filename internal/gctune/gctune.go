@@ -16,14 +16,9 @@ import (
 const DefaultPercent = 75
 
 // Apply sets the collector's target to DefaultPercent unless GOGC is set
-// in the environment (which the runtime has read already), and returns
-// the target in effect.
-func Apply(getenv func(string) string) int {
-	if getenv("GOGC") != "" {
-		p := debug.SetGCPercent(100)
-		debug.SetGCPercent(p)
-		return p
+// in the environment, which the runtime has read already.
+func Apply(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultPercent)
 	}
-	debug.SetGCPercent(DefaultPercent)
-	return DefaultPercent
 }
