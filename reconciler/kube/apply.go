@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/csaupgrade"
 
 	"certops.dev/certops/spec"
@@ -108,14 +110,17 @@ func (r Report) Count(o Outcome) int {
 }
 
 // Apply makes every Desired Secret exist as described, in parallel with
-// the cluster's Workers. It lists certops' Secrets once per namespace and
-// writes only those whose content differs, so an unchanged pass makes no
-// write request. A Secret another manager owns is Skipped with a
+// the cluster's Workers. It lists certops' Secrets in each namespace, a
+// page at a time (each page is at work before the next is read, so memory
+// does not grow with the namespace), and writes only those whose content
+// differs, so an unchanged pass makes no write request. A Secret another manager owns is Skipped with a
 // *ConflictError unless its Desired says TakeOver.
 //
 // The error joins every failure (Failed results; conflicts are not
 // errors); each is a *ClusterError or wraps ErrNamespaceNotAllowed or
-// ErrInvalid. The Report is complete even when the error is not nil.
+// ErrInvalid. A list that fails part way fails the Secrets it had not yet
+// listed; those already listed are applied. The Report is complete even
+// when the error is not nil.
 func (c *Cluster) Apply(ctx context.Context, desired []Desired) (Report, error) {
 	rep := Report{Cluster: c.name, Results: make([]Result, len(desired))}
 	byNS := map[string][]int{}
@@ -168,25 +173,41 @@ func (c *Cluster) Apply(ctx context.Context, desired []Desired) (Report, error) 
 	}
 	for _, ns := range slices.Sorted(maps.Keys(byNS)) {
 		idx := byNS[ns]
-		list, err := c.client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector()})
+		// Wanted Secrets not yet handed to a worker, by name.
+		pending := make(map[string]int, len(idx))
+		for _, i := range idx {
+			pending[desired[i].Name] = i
+		}
+		send := func(j job) {
+			delete(pending, desired[j.i].Name)
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				rep.Results[j.i].Outcome, rep.Results[j.i].Err = Failed, ctx.Err()
+			}
+		}
+		// The labelled Secrets come a page at a time, and each page's are
+		// handed out before the next is read, so a pass holds a page of
+		// Secrets and their data, not the namespace's.
+		err := c.eachLabelled(ctx, ns, func(s *corev1.Secret) {
+			if i, ok := pending[s.Name]; ok {
+				send(job{i: i, existing: s})
+			}
+		})
 		if err != nil {
 			cerr := &ClusterError{Cluster: c.name, Op: "list secrets", Namespace: ns, Err: err}
 			for _, i := range idx {
-				rep.Results[i].Outcome, rep.Results[i].Err = Failed, cerr
+				if _, ok := pending[desired[i].Name]; ok {
+					rep.Results[i].Outcome, rep.Results[i].Err = Failed, cerr
+				}
 			}
 			continue
 		}
-		listed := make(map[string]*corev1.Secret, len(list.Items))
-		for k := range list.Items {
-			listed[list.Items[k].Name] = &list.Items[k]
-		}
-		present := c.presentIfMissing(ctx, ns, idx, desired, listed)
+		present := c.presentIfMissing(ctx, ns, pending)
 		for _, i := range idx {
 			name := desired[i].Name
-			select {
-			case jobs <- job{i: i, existing: listed[name], absent: present != nil && !present[name]}:
-			case <-ctx.Done():
-				rep.Results[i].Outcome, rep.Results[i].Err = Failed, ctx.Err()
+			if _, ok := pending[name]; ok {
+				send(job{i: i, absent: present != nil && !present[name]})
 			}
 		}
 	}
@@ -239,25 +260,62 @@ func selector() string {
 	return labels.Set{LabelManagedBy: LabelManagedByValue}.String()
 }
 
-// presentIfMissing returns the names of every Secret in namespace ns
-// (certops' or not) when some wanted Secret is missing from listed, so that
-// applyOne need not look each missing one up (a cluster rebuilt from Git
-// has none of them). It lists metadata only, and returns nil when it cannot
-// (then applyOne looks each up, as before).
-func (c *Cluster) presentIfMissing(ctx context.Context, ns string, idx []int, desired []Desired, listed map[string]*corev1.Secret) map[string]bool {
-	if c.meta == nil || !slices.ContainsFunc(idx, func(i int) bool { return listed[desired[i].Name] == nil }) {
+// eachLabelled calls f with every Secret in ns that carries certops'
+// label, listing listPage of them at a time. A continue token that expires
+// while a long pass is at work (the API server has compacted past it)
+// restarts the list from the start; f may then see a Secret again.
+func (c *Cluster) eachLabelled(ctx context.Context, ns string, f func(*corev1.Secret)) error {
+	opts := metav1.ListOptions{LabelSelector: selector(), Limit: listPage}
+	restarts := 0
+	for {
+		list, err := c.client.CoreV1().Secrets(ns).List(ctx, opts)
+		if apierrors.IsResourceExpired(err) && opts.Continue != "" && restarts < 3 {
+			restarts++
+			c.log.Debug("secret list continue token expired; listing again", "namespace", ns)
+			opts.Continue = ""
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for k := range list.Items {
+			f(&list.Items[k])
+		}
+		if list.Continue == "" {
+			return nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+// presentIfMissing returns which of the wanted Secrets in missing (wanted,
+// and not among certops' labelled Secrets of namespace ns) exist anyway,
+// under another manager, so that applyOne need not look each up (a cluster
+// rebuilt from Git has none of them). It lists metadata only, a page at a
+// time, and returns nil when missing is empty or it cannot list (then
+// applyOne looks each up, as before).
+func (c *Cluster) presentIfMissing(ctx context.Context, ns string, missing map[string]int) map[string]bool {
+	if c.meta == nil || len(missing) == 0 {
 		return nil
 	}
-	list, err := c.secretMetadata(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		c.log.Debug("listing secret names failed; looking each up", "namespace", ns, "error", err)
-		return nil
+	present := map[string]bool{}
+	opts := metav1.ListOptions{Limit: listPage}
+	for {
+		list, err := c.secretMetadata(ns).List(ctx, opts)
+		if err != nil {
+			c.log.Debug("listing secret names failed; looking each up", "namespace", ns, "error", err)
+			return nil
+		}
+		for _, m := range list.Items {
+			if _, ok := missing[m.Name]; ok {
+				present[m.Name] = true
+			}
+		}
+		if list.Continue == "" {
+			return present
+		}
+		opts.Continue = list.Continue
 	}
-	present := make(map[string]bool, len(list.Items))
-	for _, m := range list.Items {
-		present[m.Name] = true
-	}
-	return present
 }
 
 // applyOne applies d. existing is its Secret from the labelled list, if
@@ -320,7 +378,7 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 		// certops' fields under an Update entry; adoptCreated turns that
 		// into the Apply entry before a write that drops one of them, so
 		// fields certops stops setting are removed as with any apply.
-		_, err := secrets.Create(ctx, want.secret(d), metav1.CreateOptions{FieldManager: FieldManager})
+		err := c.createSecret(ctx, secrets, want.secret(d))
 		writes++
 		if err == nil {
 			res.Outcome = Created
@@ -364,6 +422,28 @@ func (c *Cluster) applyOne(ctx context.Context, d Desired, existing *corev1.Secr
 	res.Outcome = outcome
 	c.log.Info("secret applied", "namespace", d.Namespace, "secret", d.Name, "cert", d.CertName, "outcome", string(outcome))
 	return res, writes
+}
+
+// createAccept asks the API server to answer a create with the new
+// Secret's metadata only, as client-go's metadata client asks for lists.
+const createAccept = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1," +
+	"application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+// createSecret creates s. certops reads nothing from the created object, so
+// when the cluster has a REST client of its own the answer is asked for as
+// metadata only and not decoded: in a first apply to a rebuilt cluster,
+// decoding whole Secrets back was a fifth of what certops allocated. An
+// error (already exists, forbidden...) is the usual *StatusError.
+func (c *Cluster) createSecret(ctx context.Context, secrets typedcorev1.SecretInterface, s *corev1.Secret) error {
+	opts := metav1.CreateOptions{FieldManager: FieldManager}
+	if c.core == nil {
+		_, err := secrets.Create(ctx, s, opts)
+		return err
+	}
+	return c.core.Post().Namespace(s.Namespace).Resource("secrets").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		SetHeader("Accept", createAccept).
+		Body(s).Do(ctx).Error()
 }
 
 // sourceUnchanged reports whether the live Secret holds the data of the

@@ -83,6 +83,7 @@ type Cluster struct {
 	cfg     ClusterConfig
 	client  kubernetes.Interface
 	meta    metadata.Interface // nil: no metadata-only lists (NewClusterForClient)
+	core    rest.Interface     // nil: creates go through client (NewClusterForClient)
 	log     *slog.Logger
 	allowed map[string]bool // nil: any namespace
 }
@@ -129,7 +130,7 @@ func NewCluster(name string, cfg ClusterConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("kube: cluster %s: metadata client: %w", name, err)
 	}
 	c := newCluster(name, cfg, cs)
-	c.meta = mc
+	c.meta, c.core = mc, cs.CoreV1().RESTClient()
 	return c, nil
 }
 

@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -392,6 +393,74 @@ func TestE2E(t *testing.T) {
 		}
 		if s := a.secret(t, "src-web", "web-tls"); !strings.HasPrefix(string(s.Data["tls.crt"]), "-----BEGIN") {
 			t.Errorf("tls.crt %q after repair; want certops' data", s.Data["tls.crt"])
+		}
+	})
+
+	t.Run("pages", func(t *testing.T) {
+		// Apply reads certops' Secrets, and the names of the others, a page
+		// at a time; none on a later page is missed.
+		a.namespaces(t, "pages")
+		kube.SetListPage(t, 2)
+		rc := rest.CopyConfig(a.Config)
+		var labelled, gets atomic.Int32
+		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripper(func(r *http.Request) (*http.Response, error) {
+				switch {
+				case r.Method != http.MethodGet:
+				case strings.HasSuffix(r.URL.Path, "/namespaces/pages/secrets") && r.URL.Query().Get("labelSelector") != "":
+					labelled.Add(1)
+				case strings.Contains(r.URL.Path, "/secrets/"):
+					gets.Add(1)
+				}
+				return rt.RoundTrip(r)
+			})
+		})
+		k, err := kube.NewCluster("a", kube.ClusterConfig{REST: rc, Logger: logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two Secrets of other names come first in the list, so the one
+		// named like a wanted Secret is on the second page of names.
+		for _, name := range []string{"a-other", "b-other", "p6-tls"} {
+			if _, err := a.admin.CoreV1().Secrets("pages").Create(ctx, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: map[string]string{"k": "v"},
+			}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want []kube.Desired
+		for _, c := range []string{"p1", "p2", "p3", "p4", "p5", "p6"} {
+			want = append(want, certSecrets(c, "pages")...)
+		}
+		rep, err := k.Apply(ctx, want)
+		if err != nil || rep.Count(kube.Created) != 5 || rep.Count(kube.Skipped) != 1 {
+			t.Fatalf("first pass: %+v, %v; want 5 created, p6-tls skipped", rep.Results, err)
+		}
+		if n := gets.Load(); n != 1 {
+			t.Errorf("first pass: %d lookups of single Secrets; want 1 (p6-tls, found on the second page of names)", n)
+		}
+
+		labelled.Store(0)
+		before := a.WriteCount(t, "secrets")
+		rep, err = k.Apply(ctx, want)
+		if err != nil || rep.Count(kube.Unchanged) != 5 || rep.Count(kube.Skipped) != 1 || rep.Writes != 0 {
+			t.Errorf("unchanged pass: %+v, %v, %d writes; want 5 unchanged, 1 skipped, 0 writes", rep.Results, err, rep.Writes)
+		}
+		if n := a.WriteCount(t, "secrets") - before; n != 0 {
+			t.Errorf("unchanged pass: %d write requests; want 0", n)
+		}
+		if n := labelled.Load(); n != 3 {
+			t.Errorf("unchanged pass: %d lists of certops' Secrets; want 3 (five Secrets, two a page)", n)
+		}
+
+		// A create is answered with metadata only, and its errors are the
+		// usual ones.
+		answer, err := k.CreateAnswer(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "pages", Name: "answer"}, Data: map[string][]byte{"k": []byte("data-not-wanted-back")}})
+		if err != nil || !bytes.Contains(answer, []byte("PartialObjectMetadata")) || bytes.Contains(answer, []byte("data-not-wanted-back")) {
+			t.Errorf("create answered with %q, %v; want metadata only", answer, err)
+		}
+		if err := k.CreateSecret(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "pages", Name: "p6-tls"}}); !apierrors.IsAlreadyExists(err) {
+			t.Errorf("create of an existing Secret: %v; want already exists", err)
 		}
 	})
 

@@ -121,8 +121,8 @@ func (c *Cluster) listOwned(ctx context.Context, ns string) ([]owned, error) {
 	}
 }
 
-// listPage is how many Secrets Prune lists per request (a variable for
-// tests).
+// listPage is how many Secrets Apply and Prune list per request (a
+// variable for tests).
 var listPage int64 = 500
 
 // secretMetadata lists and gets the metadata of Secrets in ns (c.meta must
