@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,8 +63,12 @@ type Options struct {
 type Codec struct {
 	trust *Trust
 	ids   Identities
-	log   *slog.Logger
-	now   func() time.Time
+	// own holds the recipients of those identities that can name theirs:
+	// a file's key wrapped for one of them is tried first, before one
+	// X25519 operation for each other recipient of the file.
+	own map[string]bool
+	log *slog.Logger
+	now func() time.Time
 
 	configs configCache
 }
@@ -73,7 +78,15 @@ func New(o Options) (*Codec, error) {
 	if o.Trust == nil {
 		return nil, errors.New("sops: no trusted recipient set")
 	}
-	c := &Codec{trust: o.Trust, ids: append(Identities(nil), o.Identities...), log: o.Logger, now: o.Now}
+	c := &Codec{trust: o.Trust, ids: append(Identities(nil), o.Identities...), own: map[string]bool{}, log: o.Logger, now: o.Now}
+	for _, id := range c.ids {
+		if r, ok := id.(interface{ Recipient() *age.X25519Recipient }); ok {
+			c.own[r.Recipient().String()] = true
+		}
+		if r, ok := id.(interface{ Recipient() *age.HybridRecipient }); ok {
+			c.own[r.Recipient().String()] = true
+		}
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -513,6 +526,9 @@ func load(ciphertext []byte) (gosops.Tree, error) {
 // goes to the store, so errors are the store's own.
 func loadTree(ciphertext []byte) (gosops.Tree, error) {
 	if branches, ok := loadFast(ciphertext); ok {
+		if rest, md, ok := fastMetadata(branches); ok {
+			return gosops.Tree{Branches: rest, Metadata: md}, nil
+		}
 		branches, md, err := stores.ExtractMetadata(branches, stores.MetadataOpts{Flatten: stores.MetadataFlattenNone})
 		if err == nil {
 			return gosops.Tree{Branches: branches, Metadata: md}, nil
@@ -618,7 +634,7 @@ func (c *Codec) openTree(ciphertext []byte) (gosops.Tree, error) {
 	if err != nil {
 		return gosops.Tree{}, err
 	}
-	cipher := aes.NewCipher()
+	cipher := newValueCipher()
 	mac, err := decryptValues(&tree, dataKey, cipher)
 	if err != nil {
 		return gosops.Tree{}, &IntegrityError{Reason: "an encrypted value does not decrypt at its path (changed, moved or truncated)"}
@@ -649,9 +665,13 @@ func (c *Codec) openTree(ciphertext []byte) (gosops.Tree, error) {
 // allocated in decrypting a Secret for a cluster and drove its collector.
 // Anything else goes through age.DecryptReaderAt.
 func ageOpen(armored string, ids []age.Identity) ([]byte, error) {
-	bin, err := io.ReadAll(io.LimitReader(armor.NewReader(strings.NewReader(armored)), 64<<10))
-	if err != nil {
-		return nil, err
+	bin, ok := dearmorAge(armored)
+	if !ok {
+		var err error
+		bin, err = io.ReadAll(io.LimitReader(armor.NewReader(strings.NewReader(armored)), 64<<10))
+		if err != nil {
+			return nil, err
+		}
 	}
 	if out, ok, err := ageOpenChunk(bin, ids); ok {
 		return out, err
@@ -685,11 +705,11 @@ const maxDataKeySize = 1024
 // zero bytes (chunk 0) and a last-chunk flag of 1. ok is false when bin is
 // not such a file; ageOpen then leaves it to age.
 func ageOpenChunk(bin []byte, ids []age.Identity) (out []byte, ok bool, err error) {
-	hdr, err := age.ExtractHeader(bytes.NewReader(bin))
-	if err != nil || !bytes.HasPrefix(bin, hdr) {
+	end, ok := ageHeaderEnd(bin)
+	if !ok {
 		return nil, false, nil
 	}
-	payload := bin[len(hdr):]
+	hdr, payload := bin[:end], bin[end:]
 	const nonceSize = 16
 	if len(payload) < nonceSize+chacha20poly1305.Overhead || len(payload) > nonceSize+maxDataKeySize+chacha20poly1305.Overhead {
 		return nil, false, nil
@@ -720,11 +740,24 @@ func ageOpenChunk(bin []byte, ids []age.Identity) (out []byte, ok bool, err erro
 func (c *Codec) dataKey(md gosops.Metadata) ([]byte, error) {
 	var parts [][]byte
 	for _, g := range md.KeyGroups {
+		var ages []*sopsage.MasterKey
 		for _, k := range g {
-			ak, ok := k.(*sopsage.MasterKey)
-			if !ok || len(c.ids) == 0 {
-				continue
+			if ak, ok := k.(*sopsage.MasterKey); ok && len(c.ids) > 0 {
+				ages = append(ages, ak)
 			}
+		}
+		// Keys for our own recipients first; then the others, for
+		// identities that cannot name their recipient.
+		slices.SortStableFunc(ages, func(a, b *sopsage.MasterKey) int {
+			switch ao, bo := c.own[a.Recipient], c.own[b.Recipient]; {
+			case ao && !bo:
+				return -1
+			case bo && !ao:
+				return 1
+			}
+			return 0
+		})
+		for _, ak := range ages {
 			part, err := ageOpen(ak.EncryptedKey, c.ids)
 			if err != nil {
 				continue

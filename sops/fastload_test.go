@@ -148,6 +148,7 @@ func FuzzLoadFast(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		sameAsStore(t, in)
+		sameMetadataAsStore(t, in)
 	})
 }
 

@@ -22,10 +22,10 @@ func encryptValues(tree *gosops.Tree, key []byte, cipher gosops.Cipher) (string,
 	if !ownLayout(tree) {
 		return tree.Encrypt(key, cipher)
 	}
-	mac := sha512.New()
+	mac := newMACWriter()
 	for _, b := range tree.Branches {
 		err := walkLeaves(b, nil, func(v any, path []string) (any, error) {
-			if err := writeMAC(mac, v); err != nil {
+			if err := mac.add(v); err != nil {
 				return nil, err
 			}
 			if !secretPayload(path) {
@@ -41,7 +41,7 @@ func encryptValues(tree *gosops.Tree, key []byte, cipher gosops.Cipher) (string,
 			return "", fmt.Errorf("walk tree: %w", err)
 		}
 	}
-	return fmt.Sprintf("%X", mac.Sum(nil)), nil
+	return mac.sum(), nil
 }
 
 // decryptValues is tree.Decrypt for certops' own layout (see
@@ -51,7 +51,7 @@ func decryptValues(tree *gosops.Tree, key []byte, cipher gosops.Cipher) (string,
 	if !ownLayout(tree) {
 		return tree.Decrypt(key, cipher)
 	}
-	mac := sha512.New()
+	mac := newMACWriter()
 	for _, b := range tree.Branches {
 		err := walkLeaves(b, nil, func(v any, path []string) (any, error) {
 			if secretPayload(path) {
@@ -67,13 +67,13 @@ func decryptValues(tree *gosops.Tree, key []byte, cipher gosops.Cipher) (string,
 			if _, isComment := v.(gosops.Comment); isComment {
 				return v, nil // a value typed as a comment is left out of the MAC
 			}
-			return v, writeMAC(mac, v)
+			return v, mac.add(v)
 		})
 		if err != nil {
 			return "", fmt.Errorf("walk tree: %w", err)
 		}
 	}
-	return fmt.Sprintf("%X", mac.Sum(nil)), nil
+	return mac.sum(), nil
 }
 
 // ownLayout reports whether tree selects its encrypted values with
@@ -105,14 +105,31 @@ func secretPayload(path []string) bool {
 	return false
 }
 
-func writeMAC(mac hash.Hash, v any) error {
+// macWriter feeds values to a file's MAC as sops does (gosops.ToBytes of
+// each), copying strings through one buffer rather than one per value.
+type macWriter struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newMACWriter() *macWriter { return &macWriter{h: sha512.New()} }
+
+func (m *macWriter) add(v any) error {
+	if s, ok := v.(string); ok {
+		m.buf = append(m.buf[:0], s...)
+		m.h.Write(m.buf)
+		return nil
+	}
 	b, err := gosops.ToBytes(v)
 	if err != nil {
 		return fmt.Errorf("value of type %T: %w", v, err)
 	}
-	mac.Write(b)
+	m.h.Write(b)
 	return nil
 }
+
+// sum is the MAC as sops writes it, in upper-case hex.
+func (m *macWriter) sum() string { return fmt.Sprintf("%X", m.h.Sum(nil)) }
 
 // walkLeaves visits the leaves of a comment-free branch in sops' order
 // (TreeBranch.walkBranch) and replaces each with what visit returns. Null
