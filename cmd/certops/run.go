@@ -162,9 +162,11 @@ func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconcil
 
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	force := true // the first pass always fetches
+	var release gctune.Releaser
 	for {
 		if passCtx, leading := el.current(ctx); leading {
 			rep := rec.Pass(passCtx, force)
+			release.AfterPass()
 			force = false
 			m.observe(rep, rec.Status())
 			if !rep.Idle {

@@ -34,6 +34,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,7 @@ func main() {
 	heapProfile := flag.String("heapprofile", "", "write a heap profile taken at the largest live heap of the run to this file, one per phase to this file with -<N>-<phase number> before its extension, and one of what the reconciler keeps between passes, after a collection at the end of each N, with -<N>-kept")
 	memLimit := flag.Int("memlimit-mib", 0, "set the Go runtime's soft memory limit of this process (GOMEMLIMIT, which the peers would inherit) to this many MiB; 0 leaves it unset")
 	gcPercent := flag.Int("gcpercent", 0, "set the Go collector's target percentage of this process (GOGC, which the peers would inherit) to this; 0 does what certops run does (GOGC, else 75)")
+	flag.BoolVar(&releaseFree, "release", true, "return free heap memory to the OS after a pass that allocated more than is live, as certops run does (false leaves it to the runtime)")
 	memProfileRate := flag.Int("memprofilerate", 0, "with -heapprofile, sample one allocation per this many bytes (runtime.MemProfileRate; default 512 KiB); a few KiB attribute the heap exactly but slow the run")
 	flag.Parse()
 	if *memProfileRate > 0 {
@@ -129,9 +131,11 @@ func main() {
 
 	peers := startPeers(h)
 	missed := false
+	var counts []int
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
+		counts = append(counts, n)
 		rs, ok := run(n, id, codec, floorAll, peers)
 		rows = append(rows, rs...)
 		missed = missed || !ok
@@ -160,6 +164,11 @@ func main() {
 	check(tw.Flush())
 	close(rssStop)
 	fmt.Printf("resident at start: %.0f MiB anonymous + %.0f MiB file-backed\n%s\n", float64(baseAnon)/1024, float64(baseFile)/1024, &peakMem)
+	if largest := slices.Max(counts); largest > 0 {
+		anon, file := peakMem.resident()
+		fmt.Printf("per certificate at the peak, above the start, over the largest N (%d): %.2f KiB of the whole resident set, %.2f KiB anonymous (1 KiB = 1,024 bytes)\n",
+			largest, (float64(anon+file)/1024-float64(baseAnon+baseFile))/float64(largest), (float64(anon)/1024-float64(baseAnon))/float64(largest))
+	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(rows, "", "  ")
 		check(os.WriteFile(*jsonOut, b, 0o644))
@@ -313,6 +322,10 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 		cpu0, peer0 := cpuSeconds(), peerCPUSeconds()
 		start := time.Now()
 		rep := rec.Pass(context.Background(), force)
+		// As certops run does after each pass, and counted in the phase.
+		if releaseFree {
+			release.AfterPass()
+		}
 		secs := time.Since(start).Seconds()
 		cpu, peerCPU := cpuSeconds()-cpu0, peerCPUSeconds()-peer0
 		if prof != nil {
@@ -422,6 +435,10 @@ var (
 	heapFile                string
 	profilePhase            string
 	apiserverProfileSeconds int
+	// release returns free memory to the OS after each pass, as certops
+	// run does; -release=false leaves it to the runtime.
+	release     gctune.Releaser
+	releaseFree = true
 )
 
 func gitRun(dir string, args ...string) {

@@ -86,6 +86,13 @@ func residentKiB() (anon, file uint64) {
 	return anon, file
 }
 
+// resident returns the anonymous and file-backed bytes at the peak.
+func (p *rssAtPeak) resident() (anon, file uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.anon, p.file
+}
+
 // String describes the peak in MiB. Heap free is mapped memory the heap
 // may reuse and has not yet returned to the OS; the runtime counts it
 // whether or not its pages are resident.

@@ -1,7 +1,9 @@
 package gctune
 
 import (
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 )
 
@@ -23,4 +25,39 @@ func TestApply(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != 150 {
 		t.Errorf("GOGC=150: the collector's target is %d, want 150", got)
 	}
+}
+
+// TestReleaserAfterPass: a pass that allocated more than is live returns
+// the free heap to the operating system; a quiet one does not.
+func TestReleaserAfterPass(t *testing.T) {
+	var r Releaser
+	r.AfterPass() // the start of the process counts as a pass
+	if r.AfterPass() {
+		t.Errorf("released after a pass that allocated nothing")
+	}
+	released := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	// Churn: 64 MiB allocated and dropped, in pieces, with a small live heap.
+	var keep [][]byte
+	for i := range 1024 {
+		b := make([]byte, 64<<10)
+		b[0] = byte(i)
+		if i%256 == 0 {
+			keep = append(keep, b)
+		}
+	}
+	before := released()
+	if !r.AfterPass() {
+		t.Fatalf("did not release after a pass that allocated 64 MiB")
+	}
+	if after := released(); after <= before {
+		t.Errorf("heap released to the OS %d bytes before, %d after; want more", before, after)
+	}
+	if r.AfterPass() {
+		t.Errorf("released again with nothing allocated since")
+	}
+	runtime.KeepAlive(keep)
 }
