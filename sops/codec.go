@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,12 +62,8 @@ type Options struct {
 type Codec struct {
 	trust *Trust
 	ids   Identities
-	// own holds the recipients of those identities that can name theirs:
-	// a file's key wrapped for one of them is tried first, before one
-	// X25519 operation for each other recipient of the file.
-	own map[string]bool
-	log *slog.Logger
-	now func() time.Time
+	log   *slog.Logger
+	now   func() time.Time
 
 	configs configCache
 }
@@ -78,15 +73,7 @@ func New(o Options) (*Codec, error) {
 	if o.Trust == nil {
 		return nil, errors.New("sops: no trusted recipient set")
 	}
-	c := &Codec{trust: o.Trust, ids: append(Identities(nil), o.Identities...), own: map[string]bool{}, log: o.Logger, now: o.Now}
-	for _, id := range c.ids {
-		if r, ok := id.(interface{ Recipient() *age.X25519Recipient }); ok {
-			c.own[r.Recipient().String()] = true
-		}
-		if r, ok := id.(interface{ Recipient() *age.HybridRecipient }); ok {
-			c.own[r.Recipient().String()] = true
-		}
-	}
+	c := &Codec{trust: o.Trust, ids: append(Identities(nil), o.Identities...), log: o.Logger, now: o.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -739,25 +726,15 @@ func ageOpenChunk(bin []byte, ids []age.Identity) (out []byte, ok bool, err erro
 // with the sops library's environment lookups or gpg.
 func (c *Codec) dataKey(md gosops.Metadata) ([]byte, error) {
 	var parts [][]byte
+	// In file order, as sops does: the recipient label of a key is not
+	// authenticated, so trying "our" key first could open a different
+	// data key than sops -d does with the same identity.
 	for _, g := range md.KeyGroups {
-		var ages []*sopsage.MasterKey
 		for _, k := range g {
-			if ak, ok := k.(*sopsage.MasterKey); ok && len(c.ids) > 0 {
-				ages = append(ages, ak)
+			ak, ok := k.(*sopsage.MasterKey)
+			if !ok || len(c.ids) == 0 {
+				continue
 			}
-		}
-		// Keys for our own recipients first; then the others, for
-		// identities that cannot name their recipient.
-		slices.SortStableFunc(ages, func(a, b *sopsage.MasterKey) int {
-			switch ao, bo := c.own[a.Recipient], c.own[b.Recipient]; {
-			case ao && !bo:
-				return -1
-			case bo && !ao:
-				return 1
-			}
-			return 0
-		})
-		for _, ak := range ages {
 			part, err := ageOpen(ak.EncryptedKey, c.ids)
 			if err != nil {
 				continue

@@ -176,7 +176,7 @@ func (c *valueCipher) decryptString(s string, key []byte, additionalData string)
 	rest := s[len(valuePrefix) : len(s)-len(",type:str]")]
 	data, rest, ok1 := strings.Cut(rest, ",iv:")
 	iv, tag, ok2 := strings.Cut(rest, ",tag:")
-	if !ok1 || !ok2 {
+	if !ok1 || !ok2 || data == "" { // sops' expression wants data:(.+)
 		return "", false
 	}
 	// data, IV and tag together, decoded into one buffer: ciphertext and
@@ -221,7 +221,9 @@ func (c *valueCipher) decryptString(s string, key []byte, additionalData string)
 // dearmorAge decodes age's ASCII armor when it is laid out as age writes
 // it: the begin line, base64 lines of 64 columns (the last one shorter or
 // equal), the end line and at most a newline. ok is false for anything
-// else, which armor.NewReader then reads.
+// else, which armor.NewReader then reads. A carriage return is refused:
+// Go's decoder would skip it in the joined lines, where age, decoding
+// line by line, fails.
 func dearmorAge(s string) ([]byte, bool) {
 	const begin, end = "-----BEGIN AGE ENCRYPTED FILE-----\n", "\n-----END AGE ENCRYPTED FILE-----"
 	s = strings.TrimSuffix(s, "\n")
@@ -229,7 +231,7 @@ func dearmorAge(s string) ([]byte, bool) {
 		return nil, false
 	}
 	body := s[len(begin) : len(s)-len(end)]
-	if body == "" || len(body) > 64<<10 {
+	if body == "" || len(body) > 64<<10 || strings.ContainsRune(body, '\r') {
 		return nil, false
 	}
 	b64 := make([]byte, 0, len(body))

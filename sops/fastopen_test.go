@@ -2,6 +2,9 @@ package sops
 
 import (
 	"bytes"
+	cryptoaes "crypto/aes"
+	"crypto/cipher"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -136,6 +139,9 @@ func TestValueCipherIsSops(t *testing.T) {
 			t.Errorf("%#v: opened with another key", v)
 		}
 		if s, ok := v.(string); ok && s != "" {
+			if got, ok := vc.decryptString(enc, key, "data:tls.crt:"); !ok || got != s {
+				t.Errorf("%q: the fast path declined or misread it (%q, %v)", s, got, ok)
+			}
 			// Any one character changed in data, IV or tag: sops' error.
 			for _, field := range []string{"data:", "iv:", "tag:"} {
 				i := strings.Index(enc, field) + len(field)
@@ -159,6 +165,33 @@ func TestValueCipherIsSops(t *testing.T) {
 			}
 		}
 	}
+	// An empty data field, with the tag of an empty plaintext: sops'
+	// expression wants data:(.+) and refuses it, and so must this.
+	enc, err := ref.Encrypt("x", key, "a:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv := enc[strings.Index(enc, ",iv:")+4 : strings.Index(enc, ",tag:")]
+	ivBytes, err := base64.StdEncoding.DecodeString(iv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := cryptoaes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCMWithNonceSize(block, len(ivBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := base64.StdEncoding.EncodeToString(gcm.Seal(nil, ivBytes, nil, []byte("a:")))
+	empty := "ENC[AES256_GCM,data:,iv:" + iv + ",tag:" + tag + ",type:str]"
+	if _, err := ref.Decrypt(empty, key, "a:"); err == nil {
+		t.Fatalf("sops reads an empty data field; the test no longer shows anything")
+	}
+	if got, err := vc.Decrypt(empty, key, "a:"); err == nil {
+		t.Errorf("empty data field read as %#v; want sops' error", got)
+	}
 }
 
 // TestDearmorAgeIsArmor: what dearmorAge reads is what age's armor reader
@@ -177,6 +210,21 @@ func TestDearmorAgeIsArmor(t *testing.T) {
 			t.Fatalf("%d bytes: header ends at %d (%v); age says %d (%v)", n, end, ok, len(hdr), err)
 		}
 		lines := strings.Split(armored, "\n")
+		// A carriage return before the body, the lines wrapped again at 64
+		// columns: age, decoding line by line, refuses it.
+		body := "\r" + strings.Join(lines[1:len(lines)-2], "")
+		var rewrapped []string
+		for len(body) > 64 {
+			rewrapped = append(rewrapped, body[:64])
+			body = body[64:]
+		}
+		cr := strings.Join(append(append([]string{lines[0]}, rewrapped...), body, lines[len(lines)-2], ""), "\n")
+		if _, err := readArmor(cr); err == nil {
+			t.Fatalf("%d bytes: age reads the armor with a carriage return; the test no longer shows anything", n)
+		}
+		if _, ok := dearmorAge(cr); ok {
+			t.Errorf("%d bytes: dearmorAge read armor with a carriage return, which age refuses", n)
+		}
 		for name, in := range map[string]string{
 			"crlf":         strings.ReplaceAll(armored, "\n", "\r\n"),
 			"short line":   strings.Join(append([]string{lines[0], lines[1][:10]}, lines[1:]...), "\n"),
@@ -202,37 +250,37 @@ func readArmor(s string) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-// opaqueIdentity is an identity that cannot name its recipient.
-type opaqueIdentity struct{ age.Identity }
-
-// TestDataKeyTriesOwnRecipientFirst: a file for several recipients opens
-// with the key of the codec's own, wherever it is listed, and with an
-// identity that cannot name its recipient too.
-func TestDataKeyTriesOwnRecipientFirst(t *testing.T) {
-	a, b, ours := mustX25519(t), mustX25519(t), mustX25519(t)
-	enc := encryptedSecret(t, newTestCodec(t, a, b, ours), a.Recipient().String(), b.Recipient().String(), ours.Recipient().String())
-	c := newTestCodec(t, ours)
-	if !c.own[ours.Recipient().String()] || len(c.own) != 1 {
-		t.Fatalf("own recipients %v; want the identity's", c.own)
+// TestDataKeyInFileOrder: the keys of a group are tried in the file's
+// order, as sops does, whatever their (unauthenticated) recipient labels
+// say. Here the first entry, labelled as someone else's, wraps another
+// data key to our identity: sops opens that one, and the file does not
+// verify; trying the entry labelled as ours first would have opened it.
+func TestDataKeyInFileOrder(t *testing.T) {
+	ours, other := mustX25519(t), mustX25519(t)
+	c := newTestCodec(t, ours, other)
+	wrong := encryptedSecret(t, c, ours.Recipient().String()) // another data key
+	right := encryptedSecret(t, c, ours.Recipient().String())
+	entry := func(file []byte) string {
+		s := string(file)
+		start := strings.Index(s, "    - enc: |\n")
+		end := strings.Index(s, "  encrypted_regex:")
+		if start < 0 || end < start {
+			t.Fatalf("no age entry in:\n%s", file)
+		}
+		return s[start:end]
 	}
-	if _, err := c.DecryptData("secrets/web.yaml", enc); err != nil {
-		t.Errorf("own identity, listed last: %v", err)
-	}
-	trust, err := NewTrust([]string{a.Recipient().String(), b.Recipient().String(), ours.Recipient().String()}, nil)
-	if err != nil {
+	if _, err := c.DecryptData("secrets/web.yaml", right); err != nil {
 		t.Fatal(err)
 	}
-	opaque, err := New(Options{Trust: trust, Identities: Identities{opaqueIdentity{ours}}})
-	if err != nil {
-		t.Fatal(err)
+	decoy := strings.Replace(entry(wrong), ours.Recipient().String(), other.Recipient().String(), 1)
+	crafted := strings.Replace(string(right), "  age:\n", "  age:\n"+decoy, 1)
+	if _, err := c.DecryptData("secrets/web.yaml", []byte(crafted)); !errors.Is(err, ErrIntegrity) {
+		t.Errorf("the first entry opens another data key: %v; want ErrIntegrity, as sops -d reports", err)
 	}
-	if len(opaque.own) != 0 {
-		t.Errorf("own recipients %v for an identity that names none", opaque.own)
-	}
-	if _, err := opaque.DecryptData("secrets/web.yaml", enc); err != nil {
-		t.Errorf("identity that cannot name its recipient: %v", err)
-	}
-	if _, err := newTestCodec(t, mustX25519(t)).DecryptData("secrets/web.yaml", enc); !errors.Is(err, ErrNoIdentity) {
-		t.Errorf("no identity of the file's: %v; want ErrNoIdentity", err)
+	// An entry we cannot open comes first: the next one is tried.
+	theirs := entry(encryptedSecret(t, c, other.Recipient().String()))
+	withTheirs := strings.Replace(string(right), "  age:\n", "  age:\n"+theirs, 1)
+	if _, err := newTestCodec(t, ours).DecryptData("secrets/web.yaml", []byte(withTheirs)); err != nil {
+		t.Errorf("our key listed after one we cannot open: %v", err)
 	}
 }

@@ -165,6 +165,7 @@ func serveDaemon(ctx context.Context, log *slog.Logger, rec *reconciler.Reconcil
 	var release gctune.Releaser
 	for {
 		if passCtx, leading := el.current(ctx); leading {
+			release.BeforePass()
 			rep := rec.Pass(passCtx, force)
 			release.AfterPass()
 			force = false

@@ -320,6 +320,7 @@ func run(n int, id *age.X25519Identity, codec *sops.Codec, floorAll float64, p *
 		heapPhase.Store(&phaseName)
 		writes0 := secretWrites()
 		cpu0, peer0 := cpuSeconds(), peerCPUSeconds()
+		release.BeforePass()
 		start := time.Now()
 		rep := rec.Pass(context.Background(), force)
 		// As certops run does after each pass, and counted in the phase.

@@ -5,7 +5,6 @@ package gctune
 import (
 	"runtime/debug"
 	"runtime/metrics"
-	"slices"
 )
 
 // DefaultPercent is the collector's target (GOGC) certops runs with when
@@ -36,27 +35,36 @@ func Apply(getenv func(string) string) {
 // pass' heap: at 10,000 certificates, the scale harness found 31 MiB free
 // but resident after a first apply, a third of the heap. AfterPass hands
 // it back at once, for the cost of one collection of the live heap (about
-// 30 MB there), and only after a pass that allocated at least that much.
+// 30 MB there), and only after a pass that allocated at least that much;
+// what the process allocates between passes (status page, metrics) does
+// not count.
 type Releaser struct {
-	allocs uint64
+	allocs uint64 // allocated bytes when the pass began
 }
 
-var releaseSamples = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+// minChurn is the least a pass must allocate for AfterPass to release
+// memory, whatever is live (nothing, before the first collection).
+const minChurn = 4 << 20
 
-// AfterPass returns free heap memory to the operating system when more
-// has been allocated since the last call than is live, and reports whether
-// it did. Call it from one goroutine, after each pass.
+// BeforePass notes how much the process has allocated as a pass begins.
+func (r *Releaser) BeforePass() { r.allocs, _ = heapCounts() }
+
+// AfterPass returns free heap memory to the operating system when the pass
+// since BeforePass allocated more than is live (and at least minChurn),
+// and reports whether it did. Call both from one goroutine.
 func (r *Releaser) AfterPass() bool {
-	s := slices.Clone(releaseSamples)
-	metrics.Read(s)
-	allocs, live := s[0].Value.Uint64(), s[1].Value.Uint64()
-	churned := allocs - r.allocs
-	r.allocs = allocs
-	if churned < live {
+	allocs, live := heapCounts()
+	if allocs-r.allocs < max(live, minChurn) {
 		return false
 	}
 	debug.FreeOSMemory()
-	metrics.Read(s[:1])
-	r.allocs = s[0].Value.Uint64()
 	return true
+}
+
+// heapCounts returns the bytes allocated on the heap since the process
+// began and the live heap as of the last collection.
+func heapCounts() (allocs, live uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }

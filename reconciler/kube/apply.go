@@ -22,6 +22,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/csaupgrade"
 
 	"certops.dev/certops/spec"
@@ -440,10 +441,16 @@ func (c *Cluster) createSecret(ctx context.Context, secrets typedcorev1.SecretIn
 		_, err := secrets.Create(ctx, s, opts)
 		return err
 	}
+	return c.createRequest(s, opts).Do(ctx).Error()
+}
+
+// createRequest is the request createSecret makes when the cluster has a
+// REST client of its own.
+func (c *Cluster) createRequest(s *corev1.Secret, opts metav1.CreateOptions) *rest.Request {
 	return c.core.Post().Namespace(s.Namespace).Resource("secrets").
 		VersionedParams(&opts, scheme.ParameterCodec).
 		SetHeader("Accept", createAccept).
-		Body(s).Do(ctx).Error()
+		Body(s)
 }
 
 // sourceUnchanged reports whether the live Secret holds the data of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -189,6 +190,98 @@ func TestApplyReportsForbiddenList(t *testing.T) {
 	}
 	if rep.Results[0].Outcome != Failed {
 		t.Errorf("outcome %s; want failed", rep.Results[0].Outcome)
+	}
+}
+
+// pagedLists makes the fake answer lists of Secrets in pages of two, as
+// the API server does with a limit; then(n, opts) may answer the n-th list
+// request itself (handled true).
+func pagedLists(t *testing.T, cs *fake.Clientset, then func(n int, opts metav1.ListOptions) (bool, error)) *int {
+	t.Helper()
+	all, err := cs.CoreV1().Secrets("web").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(all.Items, func(a, b corev1.Secret) int { return strings.Compare(a.Name, b.Name) })
+	cs.ClearActions()
+	calls := 0
+	cs.PrependReactor("list", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		calls++
+		opts := a.(k8stesting.ListActionImpl).ListOptions
+		if handled, err := then(calls, opts); handled {
+			return true, nil, err
+		}
+		from := 0
+		if opts.Continue != "" {
+			from = int(opts.Continue[0] - '0')
+		}
+		page := &corev1.SecretList{Items: all.Items[from:min(from+2, len(all.Items))]}
+		if from+2 < len(all.Items) {
+			page.Continue = string(rune('0' + from + 2))
+		}
+		return true, page, nil
+	})
+	return &calls
+}
+
+// fourApplied is a fake cluster with four of certops' Secrets in web,
+// and what certops wants there.
+func fourApplied(t *testing.T) (*Cluster, *fake.Clientset, []Desired) {
+	t.Helper()
+	c, cs := fakeCluster(t, ClusterConfig{})
+	want := []Desired{desired("web", "a"), desired("web", "b"), desired("web", "c"), desired("web", "d")}
+	if rep, err := c.Apply(context.Background(), want); err != nil || rep.Count(Created) != 4 {
+		t.Fatalf("first pass: %+v, %v", rep.Results, err)
+	}
+	return c, cs, want
+}
+
+// TestApplyListFailsPartWay: Secrets on the pages read before a list fails
+// are applied; only those not yet listed fail.
+func TestApplyListFailsPartWay(t *testing.T) {
+	ctx := context.Background()
+	c, cs, want := fourApplied(t)
+	pagedLists(t, cs, func(n int, _ metav1.ListOptions) (bool, error) {
+		return n == 2, apierrors.NewInternalError(errors.New("etcd went away"))
+	})
+	rep, err := c.Apply(ctx, want)
+	var ce *ClusterError
+	if !errors.As(err, &ce) || ce.Op != "list secrets" {
+		t.Errorf("err = %v; want the list's ClusterError", err)
+	}
+	var got []Outcome
+	for _, r := range rep.Results {
+		got = append(got, r.Outcome)
+	}
+	if diff := cmp.Diff([]Outcome{Unchanged, Unchanged, Failed, Failed}, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if n := writes(cs); n != 0 {
+		t.Errorf("%d writes; want 0", n)
+	}
+}
+
+// TestApplyListRestartsOnExpiredToken: a continue token the API server no
+// longer knows starts the list again; no Secret is handed out twice.
+func TestApplyListRestartsOnExpiredToken(t *testing.T) {
+	ctx := context.Background()
+	c, cs, want := fourApplied(t)
+	calls := pagedLists(t, cs, func(n int, opts metav1.ListOptions) (bool, error) {
+		if n == 2 && opts.Continue == "" {
+			t.Errorf("second list without the continue token")
+		}
+		return n == 2, apierrors.NewResourceExpired("the continue token is too old")
+	})
+	rep, err := c.Apply(ctx, want)
+	if err != nil || rep.Count(Unchanged) != 4 || len(rep.Results) != 4 {
+		t.Errorf("%+v, %v; want 4 unchanged", rep.Results, err)
+	}
+	// Page 1, the expired page 2, then pages 1 and 2 again.
+	if *calls != 4 {
+		t.Errorf("%d list requests; want 4", *calls)
+	}
+	if n := writes(cs); n != 0 {
+		t.Errorf("%d writes; want 0", n)
 	}
 }
 

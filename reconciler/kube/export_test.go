@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // SetListPage makes Apply and Prune list n Secrets per request until the test ends.
@@ -23,7 +24,5 @@ func (c *Cluster) CreateSecret(ctx context.Context, s *corev1.Secret) error {
 // CreateAnswer makes the request createSecret makes and returns the answer
 // as the API server sent it.
 func (c *Cluster) CreateAnswer(ctx context.Context, s *corev1.Secret) ([]byte, error) {
-	return c.core.Post().Namespace(s.Namespace).Resource("secrets").
-		SetHeader("Accept", createAccept).
-		Body(s).Do(ctx).Raw()
+	return c.createRequest(s, metav1.CreateOptions{FieldManager: FieldManager}).Do(ctx).Raw()
 }
