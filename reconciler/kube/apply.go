@@ -114,8 +114,9 @@ func (r Report) Count(o Outcome) int {
 // the cluster's Workers. It lists certops' Secrets in each namespace, a
 // page at a time (each page is at work before the next is read, so memory
 // does not grow with the namespace), and writes only those whose content
-// differs, so an unchanged pass makes no write request. A Secret another manager owns is Skipped with a
-// *ConflictError unless its Desired says TakeOver.
+// differs, so an unchanged pass makes no write request. A Secret another
+// manager owns is Skipped with a *ConflictError unless its Desired says
+// TakeOver.
 //
 // The error joins every failure (Failed results; conflicts are not
 // errors); each is a *ClusterError or wraps ErrNamespaceNotAllowed or
@@ -262,31 +263,20 @@ func selector() string {
 }
 
 // eachLabelled calls f with every Secret in ns that carries certops'
-// label, listing listPage of them at a time. A continue token that expires
-// while a long pass is at work (the API server has compacted past it)
-// restarts the list from the start; f may then see a Secret again.
+// label, a page at a time. A continue token that expires while a long pass
+// is at work (the API server has compacted past it) restarts the list
+// from the start; f may then see a Secret again.
 func (c *Cluster) eachLabelled(ctx context.Context, ns string, f func(*corev1.Secret)) error {
-	opts := metav1.ListOptions{LabelSelector: selector(), Limit: listPage}
-	restarts := 0
-	for {
+	return c.listPages(ns, metav1.ListOptions{LabelSelector: selector()}, true, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.client.CoreV1().Secrets(ns).List(ctx, opts)
-		if apierrors.IsResourceExpired(err) && opts.Continue != "" && restarts < 3 {
-			restarts++
-			c.log.Debug("secret list continue token expired; listing again", "namespace", ns)
-			opts.Continue = ""
-			continue
-		}
 		if err != nil {
-			return err
+			return "", err
 		}
 		for k := range list.Items {
 			f(&list.Items[k])
 		}
-		if list.Continue == "" {
-			return nil
-		}
-		opts.Continue = list.Continue
-	}
+		return list.Continue, nil
+	})
 }
 
 // presentIfMissing returns which of the wanted Secrets in missing (wanted,
@@ -300,23 +290,23 @@ func (c *Cluster) presentIfMissing(ctx context.Context, ns string, missing map[s
 		return nil
 	}
 	present := map[string]bool{}
-	opts := metav1.ListOptions{Limit: listPage}
-	for {
+	err := c.listPages(ns, metav1.ListOptions{}, false, func(opts metav1.ListOptions) (string, error) {
 		list, err := c.secretMetadata(ns).List(ctx, opts)
 		if err != nil {
-			c.log.Debug("listing secret names failed; looking each up", "namespace", ns, "error", err)
-			return nil
+			return "", err
 		}
 		for _, m := range list.Items {
 			if _, ok := missing[m.Name]; ok {
 				present[m.Name] = true
 			}
 		}
-		if list.Continue == "" {
-			return present
-		}
-		opts.Continue = list.Continue
+		return list.Continue, nil
+	})
+	if err != nil {
+		c.log.Debug("listing secret names failed; looking each up", "namespace", ns, "error", err)
+		return nil
 	}
+	return present
 }
 
 // applyOne applies d. existing is its Secret from the labelled list, if

@@ -146,20 +146,12 @@ func TestE2E(t *testing.T) {
 		// A cluster rebuilt from Git has none of the Secrets: one list of
 		// names per namespace stands for a lookup of each.
 		a.namespaces(t, "absent-web", "absent-api")
-		rc := rest.CopyConfig(a.Config)
 		var gets atomic.Int32
-		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-			return roundTripper(func(r *http.Request) (*http.Response, error) {
-				if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/secrets/") {
-					gets.Add(1)
-				}
-				return rt.RoundTrip(r)
-			})
+		k := watchedCluster(t, a.Config, func(r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/secrets/") {
+				gets.Add(1)
+			}
 		})
-		k, err := kube.NewCluster("a", kube.ClusterConfig{REST: rc, Logger: logger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
 		want := append(certSecrets("web", "absent-web", "absent-api"), certSecrets("api", "absent-api")...)
 		rep, err := k.Apply(ctx, want)
 		if err != nil {
@@ -401,24 +393,16 @@ func TestE2E(t *testing.T) {
 		// at a time; none on a later page is missed.
 		a.namespaces(t, "pages")
 		kube.SetListPage(t, 2)
-		rc := rest.CopyConfig(a.Config)
 		var labelled, gets atomic.Int32
-		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-			return roundTripper(func(r *http.Request) (*http.Response, error) {
-				switch {
-				case r.Method != http.MethodGet:
-				case strings.HasSuffix(r.URL.Path, "/namespaces/pages/secrets") && r.URL.Query().Get("labelSelector") != "":
-					labelled.Add(1)
-				case strings.Contains(r.URL.Path, "/secrets/"):
-					gets.Add(1)
-				}
-				return rt.RoundTrip(r)
-			})
+		k := watchedCluster(t, a.Config, func(r *http.Request) {
+			switch {
+			case r.Method != http.MethodGet:
+			case strings.HasSuffix(r.URL.Path, "/namespaces/pages/secrets") && r.URL.Query().Get("labelSelector") != "":
+				labelled.Add(1)
+			case strings.Contains(r.URL.Path, "/secrets/"):
+				gets.Add(1)
+			}
 		})
-		k, err := kube.NewCluster("a", kube.ClusterConfig{REST: rc, Logger: logger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Two Secrets of other names come first in the list, so the one
 		// named like a wanted Secret is on the second page of names.
 		for _, name := range []string{"a-other", "b-other", "p6-tls"} {
@@ -730,6 +714,24 @@ func BenchmarkApply1000(b *testing.B) {
 			b.Errorf("unchanged passes made %d write requests", w)
 		}
 	})
+}
+
+// watchedCluster is cluster "a" reached through cfg, with see called on
+// every request before it is sent.
+func watchedCluster(t *testing.T, cfg *rest.Config, see func(*http.Request)) *kube.Cluster {
+	t.Helper()
+	rc := rest.CopyConfig(cfg)
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			see(r)
+			return rt.RoundTrip(r)
+		})
+	})
+	k, err := kube.NewCluster("a", kube.ClusterConfig{REST: rc, Logger: logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 type roundTripper func(*http.Request) (*http.Response, error)

@@ -92,32 +92,57 @@ func ownedOf(m *metav1.ObjectMeta) owned {
 // metadata only, without the data a prune does not read, when the cluster
 // has a metadata client. It reads listPage of them at a time.
 func (c *Cluster) listOwned(ctx context.Context, ns string) ([]owned, error) {
-	opts := metav1.ListOptions{LabelSelector: selector(), Limit: listPage}
 	var out []owned
-	// page keeps what Prune reads of n listed items and moves opts on.
-	page := func(n int, meta func(i int) *metav1.ObjectMeta, next string) {
-		for i := range n {
-			out = append(out, ownedOf(meta(i)))
-		}
-		opts.Continue = next
-	}
-	for {
+	err := c.listPages(ns, metav1.ListOptions{LabelSelector: selector()}, false, func(opts metav1.ListOptions) (string, error) {
 		if c.meta != nil {
 			list, err := c.secretMetadata(ns).List(ctx, opts)
 			if err != nil {
-				return nil, err
+				return "", err
 			}
-			page(len(list.Items), func(i int) *metav1.ObjectMeta { return &list.Items[i].ObjectMeta }, list.Continue)
-		} else {
-			list, err := c.client.CoreV1().Secrets(ns).List(ctx, opts)
-			if err != nil {
-				return nil, err
+			for i := range list.Items {
+				out = append(out, ownedOf(&list.Items[i].ObjectMeta))
 			}
-			page(len(list.Items), func(i int) *metav1.ObjectMeta { return &list.Items[i].ObjectMeta }, list.Continue)
+			return list.Continue, nil
 		}
-		if opts.Continue == "" {
-			return out, nil
+		list, err := c.client.CoreV1().Secrets(ns).List(ctx, opts)
+		if err != nil {
+			return "", err
 		}
+		for i := range list.Items {
+			out = append(out, ownedOf(&list.Items[i].ObjectMeta))
+		}
+		return list.Continue, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// listPages reads a list of Secrets in ns listPage at a time: page lists
+// with opts and returns its answer's continue token, and is called again
+// with it until that is empty. With restart, a continue token that has
+// expired (the API server compacted past it while the pages were at work)
+// starts the list again, at most three times; page must then bear seeing
+// items again.
+func (c *Cluster) listPages(ns string, opts metav1.ListOptions, restart bool, page func(metav1.ListOptions) (string, error)) error {
+	opts.Limit = listPage
+	restarts := 0
+	for {
+		next, err := page(opts)
+		if restart && apierrors.IsResourceExpired(err) && opts.Continue != "" && restarts < 3 {
+			restarts++
+			c.log.Debug("secret list continue token expired; listing again", "namespace", ns)
+			opts.Continue = ""
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		opts.Continue = next
 	}
 }
 
