@@ -5,9 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
-	"filippo.io/age"
 	gosops "github.com/getsops/sops/v3"
 	"github.com/google/go-cmp/cmp"
 )
@@ -105,25 +103,10 @@ func mustLoad(t *testing.T, in []byte) gosops.TreeBranches {
 }
 
 func TestLoadFastTakesCertopsFiles(t *testing.T) {
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := NewTrust([]string{id.Recipient().String()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Options{Trust: trust, Identities: Identities{id}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := mustX25519(t)
+	c := newTestCodec(t, id)
 	plain := []byte(certopsSecret)
-	repo := fstest.MapFS{".sops.yaml": &fstest.MapFile{Data: []byte(
-		"creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: " + id.Recipient().String() + "\n")}}
-	enc, err := c.Encrypt(repo, "secrets/web.yaml", plain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := encryptedSecret(t, c, id.Recipient().String())
 	if _, ok := emitFast(mustLoad(t, enc)); !ok {
 		t.Errorf("emitFast declined an encrypted Secret as certops writes it")
 	}

@@ -183,21 +183,21 @@ func (c *valueCipher) decryptString(s string, key []byte, additionalData string)
 	// tag adjacent, as gcm.Open wants them, then the IV. A field that is
 	// not canonical base64 (and so might hold a separator sops' regular
 	// expression would split elsewhere) goes to sops.
-	enc := base64.StdEncoding
+	enc := base64.StdEncoding.Strict()
 	need := enc.DecodedLen(len(data)) + enc.DecodedLen(len(tag)) + enc.DecodedLen(len(iv))
 	if cap(c.buf) < need {
 		c.buf = make([]byte, need)
 	}
 	buf := c.buf[:need]
-	nd, err := base64.StdEncoding.Strict().Decode(buf, []byte(data))
+	nd, err := enc.Decode(buf, []byte(data))
 	if err != nil {
 		return "", false
 	}
-	nt, err := base64.StdEncoding.Strict().Decode(buf[nd:], []byte(tag))
+	nt, err := enc.Decode(buf[nd:], []byte(tag))
 	if err != nil || nt != cryptoaes.BlockSize {
 		return "", false
 	}
-	ni, err := base64.StdEncoding.Strict().Decode(buf[nd+nt:], []byte(iv))
+	ni, err := enc.Decode(buf[nd+nt:], []byte(iv))
 	if err != nil || ni != sopsIVSize {
 		return "", false
 	}
@@ -243,8 +243,9 @@ func dearmorAge(s string) ([]byte, bool) {
 		b64 = append(b64, line...)
 		body = rest
 	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
-	n, err := base64.StdEncoding.Strict().Decode(out, b64)
+	enc := base64.StdEncoding.Strict()
+	out := make([]byte, enc.DecodedLen(len(b64)))
+	n, err := enc.Decode(out, b64)
 	if err != nil {
 		return nil, false
 	}
